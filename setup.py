@@ -1,0 +1,34 @@
+"""Installation script for skcflo."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="skcflo",
+    version="0.1.0.dev0",
+    description=(
+        "scikit-learn estimators that train PyTorch networks with a closed-form ridge last layer"
+    ),
+    long_description=(HERE / "README.rst").read_text(encoding="utf-8"),
+    long_description_content_type="text/x-rst",
+    license="BSD-3-Clause",
+    packages=find_packages(include=["skcflo", "skcflo.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.23",
+        "scipy>=1.9",
+        "scikit-learn>=1.6",
+        "torch>=2.1,<3",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pandas>=1.5", "ruff>=0.5"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Intended Audience :: Science/Research",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

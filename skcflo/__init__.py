@@ -1,0 +1,7 @@
+"""skcflo: scikit-learn estimators that train torch networks with a closed-form ridge last layer."""
+
+from .backbones import MLPBackbone
+from .regressor import CFLORegressor
+
+__all__ = ["CFLORegressor", "MLPBackbone"]
+__version__ = "0.1.0.dev0"

@@ -1,0 +1,94 @@
+"""scikit-learn glue shared by the estimators.
+
+Device and seed resolution, conversion of validated arrays to tensors,
+seeded construction of backbones, and the rollback that keeps a fitted
+estimator usable when a later ``fit`` fails.
+"""
+
+import contextlib
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+from .backbones import build_backbone
+
+_SEED_RANGE = 2**31 - 1
+
+
+def resolve_device(device):
+    """The :class:`torch.device` a ``device`` parameter asks for.
+
+    ``"auto"`` picks CUDA when it is available and the CPU otherwise.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device; "
+            f"got {device!r}."
+        ) from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available here.")
+    return resolved
+
+
+def draw_seed(random_state):
+    """An integer seed for torch from a scikit-learn ``random_state``."""
+    return int(check_random_state(random_state).randint(_SEED_RANGE))
+
+
+def make_generator(seed):
+    """A CPU :class:`torch.Generator` seeded with ``seed`` (shuffling, head init)."""
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def build_seeded_backbone(backbone, n_features_in, seed, device):
+    """Build the backbone with weights drawn from ``seed``, on ``device``.
+
+    The global torch RNG is forked, so a fit neither reads nor advances it.
+    Weights are drawn on the CPU so that a seed gives the same initial network
+    whatever the device.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = build_backbone(backbone, n_features_in)
+    return module.to(device)
+
+
+def as_tensor(array, device, dtype=torch.float32):
+    """Copy a validated numpy array into a tensor on ``device``.
+
+    Always copies, so read-only inputs (memmaps) are never shared with torch.
+    """
+    return torch.from_numpy(np.array(array, dtype=torch_to_numpy_dtype(dtype))).to(device)
+
+
+def torch_to_numpy_dtype(dtype):
+    return torch.empty(0, dtype=dtype).numpy().dtype
+
+
+@contextlib.contextmanager
+def rollback_on_failure(estimator):
+    """Restore the estimator's attributes if the body raises.
+
+    ``validate_data(reset=True)`` writes ``n_features_in_`` before training
+    starts; without the rollback a fit that fails afterwards would leave a
+    previously fitted estimator half-overwritten.
+    """
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise

@@ -1,0 +1,123 @@
+"""Backbones: the networks whose features feed the closed-form head.
+
+A backbone is anything that maps a float tensor ``(n, n_features_in)`` to
+features ``(n, d)``. Estimators accept three kinds, resolved by
+:func:`build_backbone` at fit time:
+
+* a *spec* such as :class:`MLPBackbone`: a small clone-able object whose
+  parameters grid search reaches as ``backbone__<name>``; it builds a fresh
+  :class:`torch.nn.Module` once the number of input features is known;
+* a :class:`torch.nn.Module` instance: deep-copied, never trained in place;
+* a callable ``factory(n_features_in) -> nn.Module``.
+"""
+
+import copy
+
+from sklearn.base import BaseEstimator
+from torch import nn
+
+ACTIVATIONS = {
+    "identity": nn.Identity,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "logistic": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+}
+
+
+class MLPBackbone(BaseEstimator):
+    """Specification of a fully connected feature network.
+
+    The network is ``Linear -> activation`` repeated once per entry of
+    ``hidden_layer_sizes``; it has no output layer (the closed-form head is
+    the output layer), so its feature width is the last hidden size. An empty
+    tuple gives the identity map: the head is then plain ridge regression on
+    the inputs.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Width of each hidden layer.
+    activation : {'relu', 'tanh', 'logistic', 'gelu', 'silu', 'elu', \
+'identity'}, default='relu'
+        Non-linearity after every hidden layer.
+
+    Examples
+    --------
+    >>> from skcflo import MLPBackbone
+    >>> net = MLPBackbone(hidden_layer_sizes=(8, 4)).build_module(3)
+    >>> net[-2].out_features
+    4
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu"):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+
+    def build_module(self, n_features_in):
+        """Build an untrained :class:`torch.nn.Sequential` for ``n_features_in`` inputs."""
+        sizes = _validated_sizes(self.hidden_layer_sizes)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}."
+            )
+        layers = []
+        width = n_features_in
+        for size in sizes:
+            layers += [nn.Linear(width, size), ACTIVATIONS[self.activation]()]
+            width = size
+        return nn.Sequential(*layers) if layers else nn.Sequential(nn.Identity())
+
+
+def _validated_sizes(hidden_layer_sizes):
+    sizes = (
+        (hidden_layer_sizes,) if isinstance(hidden_layer_sizes, int) else hidden_layer_sizes
+    )
+    sizes = tuple(sizes)
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
+        raise ValueError(
+            f"hidden_layer_sizes must hold positive integers, got {hidden_layer_sizes!r}."
+        )
+    return sizes
+
+
+def build_backbone(backbone, n_features_in):
+    """Turn a backbone parameter into a fresh, trainable module.
+
+    Parameters
+    ----------
+    backbone : spec, nn.Module or callable
+        See the module docstring.
+    n_features_in : int
+
+    Returns
+    -------
+    torch.nn.Module
+        A module owned by the caller (never the user's instance).
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> user = nn.Linear(3, 5)
+    >>> built = build_backbone(user, 3)
+    >>> built is user
+    False
+    """
+    if isinstance(backbone, nn.Module):
+        return copy.deepcopy(backbone)
+    if hasattr(backbone, "build_module"):
+        module = backbone.build_module(n_features_in)
+    elif callable(backbone):
+        module = backbone(n_features_in)
+    else:
+        raise TypeError(
+            "backbone must be None, an nn.Module, a spec with build_module(n_features_in) "
+            f"or a callable factory; got {type(backbone).__name__}."
+        )
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"The backbone factory must return a torch.nn.Module, got {type(module).__name__}."
+        )
+    return module

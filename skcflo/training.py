@@ -1,0 +1,232 @@
+"""The training loop: backbone steps by gradient, head by closed form.
+
+Nothing here knows about a particular estimator. :func:`train_cflo` takes a
+module, tensors already on their device, a head-update strategy from
+:mod:`skcflo.head_updates` and a :class:`TrainingOptions`; it returns a
+:class:`TrainingResult`. Targets are standardised inside the loop so that the
+backbone's learning rate does not depend on the units of ``y``; ridge is
+linear in ``y``, so the head converts back exactly.
+"""
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .head import ACCUMULATION_DTYPE, RidgeStatistics, apply_head, solve_head
+from .head_updates import FixedWithinEpoch
+
+
+@dataclass
+class TrainingOptions:
+    """Settings of one training run (already validated by the estimator)."""
+
+    solver: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    batch_size: int = 200
+    max_iter: int = 200
+    alpha: float = 1e-4
+    refit_head: bool = True
+    verbose: bool = False
+
+
+@dataclass
+class TrainingResult:
+    """What training produced: trained module, raw-unit head, history."""
+
+    backbone: nn.Module
+    head_weights: torch.Tensor
+    loss_curve: list = field(default_factory=list)
+    n_iter: int = 0
+    diverged: bool = False
+
+
+class TargetScaler:
+    """Per-output standardisation of the targets, and its inverse on head weights."""
+
+    def __init__(self, targets):
+        self.mean = targets.mean(dim=0)
+        scale = targets.std(dim=0, correction=0)
+        self.scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+
+    def transform(self, targets):
+        return (targets - self.mean) / self.scale
+
+    def weights_to_raw(self, weights):
+        """Head weights for raw targets: ``W * s`` and ``b * s + m``."""
+        raw = weights * self.scale.to(weights.dtype)
+        raw[-1] += self.mean.to(weights.dtype)
+        return raw
+
+
+def make_optimizer(parameters, solver, learning_rate, momentum):
+    """A torch optimiser over ``parameters`` for ``solver`` in {'adam', 'sgd'}."""
+    if solver == "adam":
+        return torch.optim.Adam(parameters, lr=learning_rate)
+    if solver == "sgd":
+        return torch.optim.SGD(parameters, lr=learning_rate, momentum=momentum)
+    raise ValueError(f"solver must be 'adam' or 'sgd', got {solver!r}.")
+
+
+def minibatches(n_samples, batch_size, generator, device):
+    """Shuffled index tensors covering ``range(n_samples)`` once."""
+    order = torch.randperm(n_samples, generator=generator).to(device)
+    return torch.split(order, batch_size)
+
+
+@torch.no_grad()
+def compute_features(backbone, inputs, batch_size):
+    """Backbone features of ``inputs`` in evaluation mode, batch by batch."""
+    backbone.eval()
+    return torch.cat([backbone(chunk) for chunk in torch.split(inputs, batch_size)])
+
+
+@torch.no_grad()
+def collect_statistics(backbone, inputs, targets, batch_size):
+    """Exact ridge statistics of the whole data set, one batch at a time."""
+    backbone.eval()
+    total = None
+    for x_chunk, y_chunk in zip(torch.split(inputs, batch_size), torch.split(targets, batch_size)):
+        batch = RidgeStatistics.from_batch(backbone(x_chunk), y_chunk)
+        total = batch if total is None else total + batch
+    return total
+
+
+def check_features(features, n_rows, who="backbone"):
+    """Raise ``ValueError`` unless ``features`` is a finite ``(n_rows, d)`` tensor."""
+    if not isinstance(features, torch.Tensor):
+        raise TypeError(f"The {who} must return a torch.Tensor, got {type(features).__name__}.")
+    if features.ndim != 2 or features.shape[0] != n_rows:
+        raise ValueError(
+            f"The {who} must return features of shape (n_samples, n_features_out) = "
+            f"({n_rows}, d); got shape {tuple(features.shape)}."
+        )
+    if not torch.isfinite(features).all():
+        raise ValueError(f"The {who} returned NaN or infinite features on the training data.")
+
+
+def _initial_gradient_head(n_features, n_outputs, generator, device):
+    """``nn.Linear``-style uniform initialisation for the gradient-trained head."""
+    bound = 1.0 / math.sqrt(max(n_features, 1))
+    weights = (torch.rand(n_features + 1, n_outputs, generator=generator) * 2 - 1) * bound
+    return nn.Parameter(weights.to(device))
+
+
+class _Checkpoint:
+    """Last good backbone and head, restored if training diverges."""
+
+    def __init__(self, backbone, weights):
+        self.state = copy.deepcopy(backbone.state_dict())
+        self.weights = weights.detach().clone()
+
+    def restore(self, backbone):
+        backbone.load_state_dict(self.state)
+        return self.weights
+
+
+def train_cflo(backbone, inputs, targets, head_update, options, generator):
+    """Train ``backbone`` by gradient steps against a closed-form head.
+
+    Parameters
+    ----------
+    backbone : torch.nn.Module
+        Trained in place (the caller owns it).
+    inputs : torch.Tensor of shape (n_samples, n_features), float32
+    targets : torch.Tensor of shape (n_samples, n_outputs), float64
+    head_update : strategy from :func:`skcflo.head_updates.make_head_update`
+        ``None`` trains the head by gradient like any layer (the baseline).
+    options : TrainingOptions
+    generator : torch.Generator
+        Source of the mini-batch order.
+
+    Returns
+    -------
+    TrainingResult
+    """
+    scaler = TargetScaler(targets)
+    scaled = scaler.transform(targets)
+    scaled32 = scaled.to(inputs.dtype)
+    batch_size = min(options.batch_size, inputs.shape[0])
+
+    def exact_head():
+        return solve_head(collect_statistics(backbone, inputs, scaled, batch_size), options.alpha)
+
+    stats = collect_statistics(backbone, inputs, scaled, batch_size)
+    if not torch.isfinite(stats.gram).all():
+        raise ValueError("The backbone returned NaN or infinite features on the training data.")
+    parameters = [p for p in backbone.parameters() if p.requires_grad]
+    if head_update is None:
+        n_features = stats.gram.shape[0] - 1
+        weights = _initial_gradient_head(n_features, targets.shape[1], generator, inputs.device)
+        parameters.append(weights)
+    else:
+        weights = solve_head(stats, options.alpha)
+        head_update.start(stats)
+    optimizer = (
+        make_optimizer(parameters, options.solver, options.learning_rate, options.momentum)
+        if parameters
+        else None
+    )
+
+    result = TrainingResult(backbone=backbone, head_weights=None)
+    checkpoint = _Checkpoint(backbone, weights)
+    for epoch in range(options.max_iter):
+        if isinstance(head_update, FixedWithinEpoch) and epoch > 0:
+            weights = exact_head()
+        weights, per_output_mse = _run_epoch(
+            backbone, inputs, scaled32, weights, head_update, optimizer, batch_size, generator
+        )
+        if per_output_mse is None:
+            result.diverged = True
+            weights = checkpoint.restore(backbone)
+            break
+        loss = float((per_output_mse * scaler.scale.to(per_output_mse) ** 2).mean())
+        result.loss_curve.append(loss)
+        result.n_iter = epoch + 1
+        checkpoint = _Checkpoint(backbone, weights)
+        if options.verbose:
+            print(f"Iteration {epoch + 1}, loss = {loss:.8f}")
+
+    if options.refit_head or (result.diverged and head_update is not None):
+        weights = exact_head()
+    result.head_weights = scaler.weights_to_raw(weights.detach().to(ACCUMULATION_DTYPE))
+    return result
+
+
+def _run_epoch(backbone, inputs, targets, weights, head_update, optimizer, batch_size, generator):
+    """One pass over shuffled mini-batches.
+
+    Returns the head weights after the epoch and the mean squared error per
+    output (in standardised units), or ``None`` for the error when the loss or
+    the head stopped being finite (a diverged run).
+    """
+    # Summed on the device and checked once per epoch: no host round trip per batch.
+    squared_error_sum = torch.zeros(
+        targets.shape[1], dtype=ACCUMULATION_DTYPE, device=inputs.device
+    )
+    for index in minibatches(inputs.shape[0], batch_size, generator, inputs.device):
+        x_batch, y_batch = inputs[index], targets[index]
+        backbone.train()
+        features = backbone(x_batch)
+        if head_update is None:
+            predictions = features @ weights[:-1] + weights[-1]
+        else:
+            predictions = apply_head(features, weights)
+        residual = predictions - y_batch
+        loss = residual.pow(2).mean()
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if head_update is not None:
+            with torch.no_grad():
+                backbone.eval()
+                weights = head_update.after_step(weights, backbone(x_batch), y_batch)
+        squared_error_sum += residual.detach().pow(2).sum(dim=0).to(squared_error_sum)
+    per_output_mse = (squared_error_sum / inputs.shape[0]).cpu()
+    if not (torch.isfinite(per_output_mse).all() and torch.isfinite(weights).all()):
+        return weights, None
+    return weights, per_output_mse
