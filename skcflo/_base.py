@@ -6,6 +6,7 @@ estimator usable when a later ``fit`` fails.
 """
 
 import contextlib
+import warnings
 
 import numpy as np
 import torch
@@ -16,10 +17,13 @@ from .backbones import build_backbone
 _SEED_RANGE = 2**31 - 1
 
 
-def resolve_device(device):
+def resolve_device(device, *, fall_back_to_cpu=False):
     """The :class:`torch.device` a ``device`` parameter asks for.
 
-    ``"auto"`` picks CUDA when it is available and the CPU otherwise.
+    ``"auto"`` picks CUDA when it is available and the CPU otherwise. A CUDA
+    device that is not available raises ``ValueError``, or, with
+    ``fall_back_to_cpu=True`` (prediction with a model trained on a GPU and
+    loaded on a machine without one), gives the CPU with a warning.
 
     Examples
     --------
@@ -36,7 +40,11 @@ def resolve_device(device):
             f"got {device!r}."
         ) from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available here.")
+        message = f"device={device!r} was requested but CUDA is not available here"
+        if not fall_back_to_cpu:
+            raise ValueError(message + ".")
+        warnings.warn(message + "; predicting on the CPU.", UserWarning, stacklevel=3)
+        return torch.device("cpu")
     return resolved
 
 

@@ -242,7 +242,7 @@ default='proximal'
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        device = resolve_device(self.device)
+        device = resolve_device(self.device, fall_back_to_cpu=True)
         backbone = self.backbone_ if device.type == "cpu" else copy.deepcopy(self.backbone_)
         backbone = backbone.to(device)
         features = compute_features(backbone, as_tensor(X, device), _PREDICT_CHUNK)
@@ -280,6 +280,7 @@ default='proximal'
                 f"keeps the backbone of epoch {result.n_iter} with an exact head refit. "
                 "Lower learning_rate_init.",
                 ConvergenceWarning,
+                stacklevel=3,
             )
         weights = result.head_weights.cpu().numpy()
         self.backbone_ = result.backbone.cpu().eval()

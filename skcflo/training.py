@@ -89,7 +89,8 @@ def collect_statistics(backbone, inputs, targets, batch_size):
     """Exact ridge statistics of the whole data set, one batch at a time."""
     backbone.eval()
     total = None
-    for x_chunk, y_chunk in zip(torch.split(inputs, batch_size), torch.split(targets, batch_size)):
+    chunks = zip(torch.split(inputs, batch_size), torch.split(targets, batch_size), strict=True)
+    for x_chunk, y_chunk in chunks:
         batch = RidgeStatistics.from_batch(backbone(x_chunk), y_chunk)
         total = batch if total is None else total + batch
     return total
