@@ -6,6 +6,7 @@ estimator usable when a later ``fit`` fails.
 """
 
 import contextlib
+import copy
 import warnings
 
 import numpy as np
@@ -71,6 +72,17 @@ def build_seeded_backbone(backbone, n_features_in, seed, device):
         torch.manual_seed(seed)
         module = build_backbone(backbone, n_features_in)
     return module.to(device)
+
+
+def copy_to_device(module, device):
+    """``module`` itself on the CPU, else a copy on ``device``.
+
+    Fitted modules stay on the CPU so that a pickled model loads anywhere;
+    prediction on a GPU works on a copy.
+    """
+    if torch.device(device).type == "cpu":
+        return module
+    return copy.deepcopy(module).to(device)
 
 
 def as_tensor(array, device, dtype=torch.float32):

@@ -13,6 +13,7 @@ features ``(n, d)``. Estimators accept three kinds, resolved by
 
 import copy
 
+import torch
 from sklearn.base import BaseEstimator
 from torch import nn
 
@@ -121,3 +122,32 @@ def build_backbone(backbone, n_features_in):
             f"The backbone factory must return a torch.nn.Module, got {type(module).__name__}."
         )
     return module
+
+
+class Standardize(nn.Module):
+    """Fixed affine input scaling ``(x - mean) / scale``, stored as buffers.
+
+    Prepended to a network so that it sees standardised inputs while the
+    fitted module still takes raw data (and pickles with its scaling).
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = Standardize(torch.tensor([1.0]), torch.tensor([2.0]))
+    >>> layer(torch.tensor([[5.0]])).tolist()
+    [[2.0]]
+    """
+
+    def __init__(self, mean, scale):
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("scale", scale)
+
+    def forward(self, inputs):
+        return (inputs - self.mean) / self.scale
+
+    @classmethod
+    def fitted_to(cls, inputs):
+        """Scaling fitted to the columns of ``inputs``; constant columns keep scale 1."""
+        scale = inputs.std(dim=0, correction=0)
+        return cls(inputs.mean(dim=0), torch.where(scale > 0, scale, torch.ones_like(scale)))

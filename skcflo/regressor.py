@@ -1,6 +1,5 @@
 """CFLORegressor: a torch backbone trained against a closed-form ridge head."""
 
-import copy
 import warnings
 from numbers import Integral, Real
 
@@ -15,6 +14,7 @@ from torch import nn
 from ._base import (
     as_tensor,
     build_seeded_backbone,
+    copy_to_device,
     draw_seed,
     make_generator,
     resolve_device,
@@ -243,8 +243,7 @@ default='proximal'
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         device = resolve_device(self.device, fall_back_to_cpu=True)
-        backbone = self.backbone_ if device.type == "cpu" else copy.deepcopy(self.backbone_)
-        backbone = backbone.to(device)
+        backbone = copy_to_device(self.backbone_, device)
         features = compute_features(backbone, as_tensor(X, device), _PREDICT_CHUNK)
         weights = torch.from_numpy(self._head_weights()).to(device)
         predictions = apply_head(features.double(), weights).cpu().numpy()

@@ -1,0 +1,85 @@
+"""The two closed-form stages of deep-feature instrumental-variable regression.
+
+Notation (Xu et al., ICLR 2021): treatment features ``phi(X)``, instrument
+features ``psi(Z, O)``, covariate features ``chi(O)``.
+
+* Stage 1 regresses treatment features on instrument features:
+  ``V = argmin ||phi(X1) - aug(psi1) V||^2 + n1 alpha1 ||V||^2``.
+* Predicted treatment features of the stage-2 rows: ``aug(psi2) V``.
+* Stage 2 regresses the outcome on the predicted treatment features, crossed
+  with the covariate features: ``u = argmin ||Y2 - F2 u||^2 + n2 alpha2 ||u||^2``
+  with ``F2 = aug(phi_hat2) (x) aug(chi2)``.
+* The structural function is ``h(x, o) = (aug(phi(x)) (x) aug(chi(o))) u``.
+
+Every solve goes through :func:`skcflo.head.solve_head`, which supplies the
+intercept itself; the design here therefore drops the constant ``1 (x) 1``
+column of the outer product. Solves are differentiable, so the stage-2 loss
+can back-propagate through ``V`` into the treatment network.
+"""
+
+import torch
+
+from .head import ACCUMULATION_DTYPE, RidgeStatistics, apply_head, augment, solve_head
+
+
+def stage2_design(treatment_features, covariate_features=None):
+    """Row-wise ``aug(t) (x) aug(c)`` without its constant column.
+
+    Parameters
+    ----------
+    treatment_features : torch.Tensor of shape (n, d_t)
+    covariate_features : torch.Tensor of shape (n, d_c) or None
+        ``None`` (no covariates) gives the treatment features themselves.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, (d_t + 1) * (d_c + 1) - 1)
+
+    Examples
+    --------
+    >>> import torch
+    >>> t, c = torch.tensor([[2.0]]), torch.tensor([[3.0, 5.0]])
+    >>> stage2_design(t, c).tolist()
+    [[6.0, 10.0, 2.0, 3.0, 5.0]]
+    """
+    if covariate_features is None:
+        return treatment_features
+    n_rows = treatment_features.shape[0]
+    ones_t = treatment_features.new_ones(n_rows, 1)
+    ones_c = covariate_features.new_ones(n_rows, 1)
+    treatment_aug = torch.cat([treatment_features, ones_t], dim=1)
+    covariate_aug = torch.cat([covariate_features, ones_c], dim=1)
+    outer = treatment_aug.unsqueeze(2) * covariate_aug.unsqueeze(1)
+    return outer.reshape(n_rows, -1)[:, :-1]
+
+
+def fit_stage1(instrument_features, treatment_features, alpha):
+    """Stage-1 weights ``V`` (float64) of treatment features on instrument features."""
+    return solve_head(RidgeStatistics.from_batch(instrument_features, treatment_features), alpha)
+
+
+def predict_stage1(instrument_features, stage1_weights):
+    """Predicted treatment features ``aug(psi) V`` (float64).
+
+    Unlike :func:`~skcflo.head.apply_head`, gradients flow into ``V``: the
+    stage-2 loss reaches the treatment network through the stage-1 solve.
+    """
+    return augment(instrument_features) @ stage1_weights
+
+
+def fit_stage2(predicted_treatment, covariate_features, outcome, alpha):
+    """Stage-2 weights ``u`` (float64) of the outcome on the stage-2 design."""
+    design = stage2_design(predicted_treatment, _as_float64(covariate_features))
+    return solve_head(RidgeStatistics.from_batch(design, outcome), alpha)
+
+
+def structural_prediction(treatment_features, covariate_features, stage2_weights):
+    """``h(x, o)`` from true treatment features and covariate features (float64)."""
+    design = stage2_design(
+        treatment_features.to(ACCUMULATION_DTYPE), _as_float64(covariate_features)
+    )
+    return apply_head(design, stage2_weights)
+
+
+def _as_float64(features):
+    return None if features is None else features.to(ACCUMULATION_DTYPE)

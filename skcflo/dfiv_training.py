@@ -1,0 +1,249 @@
+"""Training schedule of deep-feature IV regression.
+
+The reference schedule (Xu et al., 2021) over two halves of the sample, once
+per epoch: ``stage1_iter`` optimiser steps on the instrument network against
+the stage-1 loss, ``covariate_iter`` steps on the covariate network against the
+stage-2 loss, then ``stage2_iter`` steps on the treatment network against the
+stage-2 loss with the stage-1 solve inside the graph.
+
+Where a head is optimal for the loss being differentiated, the envelope
+theorem lets the head be held fixed (detached) during the backward pass, as in
+CFLO: the stage-1 head for the instrument step and the stage-2 head for the
+covariate and treatment steps. Only the stage-1 solve inside the stage-2 loss
+must stay in the graph, because stage 2 does not optimise ``V``.
+
+With ``batch_size`` smaller than a half, every step sees one mini-batch of each
+half; the heads are then solved on those batches, pulled toward their previous
+values when ``proximal_lambda > 0`` (the CFLO paper's proximal variant).
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .dfiv import fit_stage1, fit_stage2, predict_stage1, stage2_design
+from .head import ACCUMULATION_DTYPE, RidgeStatistics, apply_head, solve_head
+from .training import compute_features, make_optimizer
+
+
+@dataclass
+class DFIVSample:
+    """One half of the data, as tensors on the training device.
+
+    ``instrument`` holds the excluded instruments and the covariates side by
+    side (the instrument network sees both); ``covariate`` is ``None`` when
+    there are no covariates.
+    """
+
+    treatment: torch.Tensor
+    instrument: torch.Tensor
+    covariate: torch.Tensor | None
+    outcome: torch.Tensor
+
+    def __len__(self):
+        return self.treatment.shape[0]
+
+    def subset(self, index):
+        covariate = None if self.covariate is None else self.covariate[index]
+        return DFIVSample(
+            self.treatment[index], self.instrument[index], covariate, self.outcome[index]
+        )
+
+
+@dataclass
+class DFIVNetworks:
+    treatment: nn.Module
+    instrument: nn.Module
+    covariate: nn.Module | None
+
+
+@dataclass
+class DFIVOptions:
+    stage1_alpha: float = 0.1
+    stage2_alpha: float = 0.1
+    max_iter: int = 100
+    stage1_iter: int = 20
+    covariate_iter: int = 20
+    stage2_iter: int = 1
+    batch_size: int | None = None
+    proximal_lambda: float = 0.0
+    solver: str = "adam"
+    learning_rate: float = 1e-3
+    verbose: bool = False
+
+
+@dataclass
+class DFIVResult:
+    stage1_weights: torch.Tensor
+    stage2_weights: torch.Tensor
+    loss_curve: list = field(default_factory=list)
+    n_iter: int = 0
+
+
+def _covariate_features(networks, sample):
+    if networks.covariate is None:
+        return None
+    return networks.covariate(sample.covariate)
+
+
+def _mse(residual):
+    return residual.pow(2).mean()
+
+
+class DFIVTrainer:
+    """Runs the DFIV schedule on two halves of the data."""
+
+    def __init__(self, networks, options, generator):
+        self.networks = networks
+        self.options = options
+        self.generator = generator
+        self.optimizers = {
+            name: make_optimizer(
+                list(module.parameters()), options.solver, options.learning_rate, 0.9
+            )
+            for name, module in vars(networks).items()
+            if module is not None and any(p.requires_grad for p in module.parameters())
+        }
+        self.stage1_weights = None
+        self.stage2_weights = None
+
+    def fit(self, first, second):
+        """Train on the stage-1 half ``first`` and the stage-2 half ``second``."""
+        result = DFIVResult(None, None)
+        for epoch in range(self.options.max_iter):
+            losses = [self._step(a, b) for a, b in self._batch_pairs(first, second)]
+            loss = float(sum(losses) / len(losses))
+            if not torch.isfinite(torch.tensor(loss)):
+                raise FloatingPointError(f"DFIV training diverged in epoch {epoch + 1}.")
+            result.loss_curve.append(loss)
+            result.n_iter = epoch + 1
+            if self.options.verbose:
+                print(f"Iteration {epoch + 1}, stage-2 loss = {loss:.8f}")
+        result.stage1_weights, result.stage2_weights = self.refit(first, second)
+        return result
+
+    def _batch_pairs(self, first, second):
+        size = self.options.batch_size
+        if size is None or size >= max(len(first), len(second)):
+            return [(first, second)]
+        order1 = torch.randperm(len(first), generator=self.generator).to(first.treatment.device)
+        order2 = torch.randperm(len(second), generator=self.generator).to(first.treatment.device)
+        n_batches = max(1, min(len(first), len(second)) // size)
+        return [
+            (
+                first.subset(order1[i * size : (i + 1) * size]),
+                second.subset(order2[i * size : (i + 1) * size]),
+            )
+            for i in range(n_batches)
+        ]
+
+    def _step(self, first, second):
+        self._instrument_steps(first)
+        if self.networks.covariate is not None:
+            self._covariate_steps(first, second)
+        return self._treatment_steps(first, second)
+
+    # -- stage 1: instrument network -------------------------------------------------
+    def _instrument_steps(self, first):
+        nets = self.networks
+        with torch.no_grad():
+            nets.treatment.eval()
+            target = nets.treatment(first.treatment)
+        optimizer = self.optimizers.get("instrument")
+        nets.instrument.train()
+        for _ in range(self.options.stage1_iter if optimizer else 0):
+            features = nets.instrument(first.instrument)
+            weights = self._stage1_solve(features.detach(), target)
+            loss = _mse(apply_head(features, weights) - target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    # -- covariate network -----------------------------------------------------------
+    def _covariate_steps(self, first, second):
+        nets = self.networks
+        predicted = self._predicted_treatment(first, second).detach()
+        optimizer = self.optimizers.get("covariate")
+        nets.covariate.train()
+        for _ in range(self.options.covariate_iter if optimizer else 0):
+            design = stage2_design(predicted, nets.covariate(second.covariate).double())
+            weights = self._stage2_solve(design.detach(), second.outcome)
+            loss = _mse(apply_head(design, weights) - second.outcome)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    # -- stage 2: treatment network --------------------------------------------------
+    def _treatment_steps(self, first, second):
+        nets = self.networks
+        with torch.no_grad():
+            nets.instrument.eval()
+            instrument1 = nets.instrument(first.instrument)
+            instrument2 = nets.instrument(second.instrument)
+            covariate2 = None
+            if nets.covariate is not None:
+                nets.covariate.eval()
+                covariate2 = nets.covariate(second.covariate).double()
+        optimizer = self.optimizers.get("treatment")
+        nets.treatment.train()
+        loss = None
+        for _ in range(max(self.options.stage2_iter, 1)):
+            # V stays in the graph: the stage-2 loss reaches phi through it.
+            stage1 = fit_stage1(
+                instrument1, nets.treatment(first.treatment), self.options.stage1_alpha
+            )
+            design = stage2_design(predict_stage1(instrument2, stage1), covariate2)
+            weights = self._stage2_solve(design.detach(), second.outcome)
+            loss = _mse(apply_head(design, weights) - second.outcome)
+            if optimizer is None or self.options.stage2_iter == 0:
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return loss.detach()
+
+    # -- closed-form pieces ----------------------------------------------------------
+    def _predicted_treatment(self, first, second):
+        nets = self.networks
+        with torch.no_grad():
+            nets.treatment.eval()
+            nets.instrument.eval()
+            stage1 = fit_stage1(
+                nets.instrument(first.instrument),
+                nets.treatment(first.treatment),
+                self.options.stage1_alpha,
+            )
+            return predict_stage1(nets.instrument(second.instrument), stage1)
+
+    def _stage1_solve(self, features, target):
+        stats = RidgeStatistics.from_batch(features, target)
+        self.stage1_weights = self._proximal(stats, self.options.stage1_alpha, self.stage1_weights)
+        return self.stage1_weights
+
+    def _stage2_solve(self, design, outcome):
+        stats = RidgeStatistics.from_batch(design, outcome)
+        self.stage2_weights = self._proximal(stats, self.options.stage2_alpha, self.stage2_weights)
+        return self.stage2_weights
+
+    def _proximal(self, stats, alpha, previous):
+        lam = self.options.proximal_lambda
+        if lam > 0 and previous is not None and previous.shape == stats.cross.shape:
+            return solve_head(stats, alpha, lam, previous=previous)
+        return solve_head(stats, alpha)
+
+    @torch.no_grad()
+    def refit(self, first, second):
+        """Exact stage-1 and stage-2 heads on the full halves, networks fixed."""
+        nets = self.networks
+        chunk = 4096
+        instrument1 = compute_features(nets.instrument, first.instrument, chunk)
+        treatment1 = compute_features(nets.treatment, first.treatment, chunk)
+        stage1 = fit_stage1(instrument1, treatment1, self.options.stage1_alpha)
+        instrument2 = compute_features(nets.instrument, second.instrument, chunk)
+        covariate2 = None
+        if nets.covariate is not None:
+            covariate2 = compute_features(nets.covariate, second.covariate, chunk)
+        predicted = predict_stage1(instrument2, stage1)
+        stage2 = fit_stage2(predicted, covariate2, second.outcome, self.options.stage2_alpha)
+        return stage1.to(ACCUMULATION_DTYPE), stage2.to(ACCUMULATION_DTYPE)

@@ -1,0 +1,370 @@
+"""DFIVRegressor: deep-feature instrumental-variable regression with closed-form heads."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+
+from ._base import (
+    as_tensor,
+    build_seeded_backbone,
+    copy_to_device,
+    draw_seed,
+    make_generator,
+    resolve_device,
+    rollback_on_failure,
+)
+from .backbones import MLPBackbone, Standardize
+from .dfiv import structural_prediction
+from .dfiv_training import DFIVNetworks, DFIVOptions, DFIVSample, DFIVTrainer
+from .training import TargetScaler, check_features, compute_features
+
+_BACKBONE_CONSTRAINT = [None, HasMethods(["build_module"]), nn.Module, callable]
+_CHUNK = 4096
+
+# Default feature networks, as in the DFIV reference design for low-dimensional data.
+DEFAULT_TREATMENT_BACKBONE = MLPBackbone(hidden_layer_sizes=(16, 16))
+DEFAULT_INSTRUMENT_BACKBONE = MLPBackbone(hidden_layer_sizes=(128, 64, 32))
+DEFAULT_COVARIATE_BACKBONE = MLPBackbone(hidden_layer_sizes=(128, 32, 16))
+
+
+class DFIVRegressor(RegressorMixin, BaseEstimator):
+    """Deep-feature instrumental-variable regression (DFIV) with closed-form heads.
+
+    Estimates the structural function ``h(treatment, covariates)`` of
+    ``y = h(X) + e`` when the treatment is confounded with the noise ``e`` and
+    excluded instruments ``Z`` are observed. Three networks learn treatment,
+    instrument and covariate features; two ridge stages on those features are
+    solved in closed form (Xu et al., ICLR 2021). Inputs and the outcome are
+    standardised internally, so raw data can be passed as it is.
+
+    Parameters
+    ----------
+    covariates : array-like of int, bool or str, default=None
+        Which columns of ``X`` are exogenous covariates (indices, a boolean
+        mask, or feature names when ``X`` is a DataFrame). The other columns
+        are the treatment. ``None``: every column is treatment.
+    treatment_backbone, instrument_backbone, covariate_backbone : \
+None, spec, nn.Module or callable, default=None
+        Feature networks (see :class:`CFLORegressor` ``backbone``). ``None``
+        uses MLPs of widths (16, 16), (128, 64, 32) and (128, 32, 16). The
+        instrument network sees the instruments and the covariates together.
+    stage1_alpha : float, default=0.1
+        Per-sample ridge penalty of stage 1 (instrument -> treatment features).
+    stage2_alpha : float, default=0.1
+        Per-sample ridge penalty of stage 2 (-> outcome).
+    split_ratio : float, default=0.5
+        Fraction of the sample used for stage 1; the rest is used for stage 2.
+    max_iter : int, default=100
+        Number of epochs.
+    stage1_iter : int, default=20
+        Instrument-network steps per epoch (per mini-batch).
+    covariate_iter : int, default=20
+        Covariate-network steps per epoch (per mini-batch).
+    stage2_iter : int, default=1
+        Treatment-network steps per epoch (per mini-batch).
+    batch_size : int or 'full', default='full'
+        'full' trains on the whole halves each step (the reference schedule);
+        an int trains on mini-batches of each half, with heads solved on the
+        batch and pulled toward their previous values by ``proximal_lambda``.
+    proximal_lambda : float, default=1.0
+        Proximal strength of the mini-batch heads (ignored with 'full').
+    solver : {'adam', 'sgd'}, default='adam'
+        Optimiser of the three networks.
+    learning_rate_init : float, default=1e-3
+    device : str or torch.device, default='auto'
+    random_state : int, RandomState instance or None, default=None
+        Seeds the sample split, network initialisation and batch order.
+    verbose : bool, default=False
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+    n_outputs_ : int
+    covariate_mask_ : ndarray of bool of shape (n_features_in_,)
+        True for covariate columns of ``X``.
+    n_iter_ : int
+    loss_curve_ : list of float
+        Stage-2 training loss of each epoch (standardised outcome units).
+    treatment_backbone_, instrument_backbone_, covariate_backbone_ : nn.Module
+        Trained networks on the CPU (``covariate_backbone_`` is None without
+        covariates); each includes its input standardisation.
+    stage1_weights_ : ndarray of shape (d_z + 1, d_t)
+    stage2_weights_ : ndarray of shape (d_2 + 1, n_outputs)
+
+    Examples
+    --------
+    >>> from skcflo import DFIVRegressor
+    >>> from skcflo.datasets import make_demand
+    >>> data = make_demand(n_samples=500, rho=0.5, random_state=0)
+    >>> model = DFIVRegressor(covariates=[1, 2], max_iter=2, random_state=0)
+    >>> model.fit(data.X, data.y, Z=data.Z).predict(data.X[:2]).shape
+    (2,)
+    """
+
+    _parameter_constraints = {
+        "covariates": [None, "array-like"],
+        "treatment_backbone": _BACKBONE_CONSTRAINT,
+        "instrument_backbone": _BACKBONE_CONSTRAINT,
+        "covariate_backbone": _BACKBONE_CONSTRAINT,
+        "stage1_alpha": [Interval(Real, 0, None, closed="left")],
+        "stage2_alpha": [Interval(Real, 0, None, closed="left")],
+        "split_ratio": [Interval(Real, 0, 1, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "stage1_iter": [Interval(Integral, 0, None, closed="left")],
+        "covariate_iter": [Interval(Integral, 0, None, closed="left")],
+        "stage2_iter": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [StrOptions({"full"}), Interval(Integral, 1, None, closed="left")],
+        "proximal_lambda": [Interval(Real, 0, None, closed="left")],
+        "solver": [StrOptions({"adam", "sgd"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        covariates=None,
+        *,
+        treatment_backbone=None,
+        instrument_backbone=None,
+        covariate_backbone=None,
+        stage1_alpha=0.1,
+        stage2_alpha=0.1,
+        split_ratio=0.5,
+        max_iter=100,
+        stage1_iter=20,
+        covariate_iter=20,
+        stage2_iter=1,
+        batch_size="full",
+        proximal_lambda=1.0,
+        solver="adam",
+        learning_rate_init=1e-3,
+        device="auto",
+        random_state=None,
+        verbose=False,
+    ):
+        self.covariates = covariates
+        self.treatment_backbone = treatment_backbone
+        self.instrument_backbone = instrument_backbone
+        self.covariate_backbone = covariate_backbone
+        self.stage1_alpha = stage1_alpha
+        self.stage2_alpha = stage2_alpha
+        self.split_ratio = split_ratio
+        self.max_iter = max_iter
+        self.stage1_iter = stage1_iter
+        self.covariate_iter = covariate_iter
+        self.stage2_iter = stage2_iter
+        self.batch_size = batch_size
+        self.proximal_lambda = proximal_lambda
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, Z=None):
+        """Learn the structural function from ``(X, y)`` and instruments ``Z``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Treatment columns and covariates (see ``covariates``).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Outcome.
+        Z : array-like of shape (n_samples, n_instruments), default=None
+            Excluded instruments. ``None``: ``X`` is its own instrument (no
+            confounding; DFIV then reduces to a regression of ``y`` on ``X``).
+
+        Returns
+        -------
+        self : DFIVRegressor
+        """
+        with rollback_on_failure(self):
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                dtype=[np.float64, np.float32],
+                multi_output=True,
+                y_numeric=True,
+                ensure_min_samples=2,
+            )
+            mask = self._covariate_mask()
+            instruments = self._validated_instruments(Z, X, mask)
+            device = resolve_device(self.device)
+            seed = draw_seed(self.random_state)
+            sample, scaler = self._sample(X, y, mask, instruments, device)
+            first, second = self._split(sample, seed)
+            networks = self._networks(sample, seed, device)
+            trainer = DFIVTrainer(networks, self._options(), make_generator(seed))
+            result = trainer.fit(first, second)
+            self._store(networks, result, scaler, mask, y.ndim)
+        return self
+
+    def predict(self, X):
+        """Estimated structural function ``h(X)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs), float64
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        device = resolve_device(self.device, fall_back_to_cpu=True)
+        treatment, covariate = self._features(X, device)
+        weights = torch.from_numpy(self.stage2_weights_).to(device)
+        predictions = structural_prediction(treatment, covariate, weights).cpu().numpy()
+        return predictions.ravel() if self._y_was_1d else predictions
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    # -- input handling --------------------------------------------------------------
+    def _covariate_mask(self):
+        mask = np.zeros(self.n_features_in_, dtype=bool)
+        if self.covariates is None:
+            return mask
+        selected = np.asarray(self.covariates)
+        if selected.dtype == bool:
+            if selected.shape != mask.shape:
+                raise ValueError(
+                    f"A boolean covariates mask needs {self.n_features_in_} entries, "
+                    f"got {selected.shape[0]}."
+                )
+            mask[:] = selected
+        elif selected.dtype.kind in "OUS":
+            names = list(getattr(self, "feature_names_in_", []))
+            missing = [name for name in selected if name not in names]
+            if missing:
+                raise ValueError(f"covariates {missing} are not columns of X {names}.")
+            mask[[names.index(name) for name in selected]] = True
+        else:
+            if selected.size and (
+                selected.min() < -self.n_features_in_ or selected.max() >= self.n_features_in_
+            ):
+                raise ValueError(
+                    f"covariates indices {selected.tolist()} are out of range for "
+                    f"{self.n_features_in_} features."
+                )
+            mask[selected.astype(int)] = True
+        if mask.all():
+            raise ValueError("Every column of X is declared a covariate: no treatment is left.")
+        return mask
+
+    def _validated_instruments(self, Z, X, mask):
+        if Z is None:
+            return X[:, ~mask]
+        Z = check_array(Z, dtype=[np.float64, np.float32], ensure_2d=False, input_name="Z")
+        Z = Z.reshape(len(Z), -1)
+        if Z.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"Z has {Z.shape[0]} rows but X has {X.shape[0]}: one instrument row per sample."
+            )
+        if np.all(np.ptp(Z, axis=0) == 0):
+            raise ValueError("The instruments Z are constant: they cannot identify the effect.")
+        return Z
+
+    def _sample(self, X, y, mask, instruments, device):
+        covariate = X[:, mask] if mask.any() else None
+        instrument = instruments if covariate is None else np.hstack([instruments, covariate])
+        outcome = torch.from_numpy(np.array(y, dtype=np.float64).reshape(len(y), -1))
+        scaler = TargetScaler(outcome)
+        sample = DFIVSample(
+            as_tensor(X[:, ~mask], device),
+            as_tensor(instrument, device),
+            None if covariate is None else as_tensor(covariate, device),
+            scaler.transform(outcome).to(device),
+        )
+        return sample, scaler
+
+    def _split(self, sample, seed):
+        order = torch.randperm(len(sample), generator=make_generator(seed))
+        n_first = int(round(self.split_ratio * len(sample)))
+        if n_first < 1 or n_first >= len(sample):
+            raise ValueError(
+                f"split_ratio={self.split_ratio} leaves an empty stage with {len(sample)} samples."
+            )
+        order = order.to(sample.treatment.device)
+        return sample.subset(order[:n_first]), sample.subset(order[n_first:])
+
+    def _networks(self, sample, seed, device):
+        def build(spec, default, inputs, offset):
+            module = build_seeded_backbone(
+                default if spec is None else spec, inputs.shape[1], seed + offset, device
+            )
+            network = nn.Sequential(Standardize.fitted_to(inputs).to(device), module)
+            with torch.no_grad():
+                network.eval()
+                check_features(network(inputs[:8]), min(8, len(inputs)), who="feature network")
+            return network
+
+        covariate = None
+        if sample.covariate is not None:
+            covariate = build(
+                self.covariate_backbone, DEFAULT_COVARIATE_BACKBONE, sample.covariate, 2
+            )
+        return DFIVNetworks(
+            build(self.treatment_backbone, DEFAULT_TREATMENT_BACKBONE, sample.treatment, 0),
+            build(self.instrument_backbone, DEFAULT_INSTRUMENT_BACKBONE, sample.instrument, 1),
+            covariate,
+        )
+
+    def _options(self):
+        return DFIVOptions(
+            stage1_alpha=self.stage1_alpha,
+            stage2_alpha=self.stage2_alpha,
+            max_iter=self.max_iter,
+            stage1_iter=self.stage1_iter,
+            covariate_iter=self.covariate_iter,
+            stage2_iter=self.stage2_iter,
+            batch_size=None if self.batch_size == "full" else self.batch_size,
+            proximal_lambda=0.0 if self.batch_size == "full" else self.proximal_lambda,
+            solver=self.solver,
+            learning_rate=self.learning_rate_init,
+            verbose=bool(self.verbose),
+        )
+
+    def _store(self, networks, result, scaler, mask, y_ndim):
+        self.treatment_backbone_ = networks.treatment.cpu().eval()
+        self.instrument_backbone_ = networks.instrument.cpu().eval()
+        self.covariate_backbone_ = (
+            None if networks.covariate is None else networks.covariate.cpu().eval()
+        )
+        self.covariate_mask_ = mask
+        self.stage1_weights_ = result.stage1_weights.cpu().numpy()
+        self.stage2_weights_ = scaler.weights_to_raw(result.stage2_weights).cpu().numpy()
+        self.n_outputs_ = self.stage2_weights_.shape[1]
+        self.n_iter_ = result.n_iter
+        self.loss_curve_ = result.loss_curve
+        self._y_was_1d = y_ndim == 1
+
+    def _features(self, X, device):
+        mask = self.covariate_mask_
+        treatment = compute_features(
+            copy_to_device(self.treatment_backbone_, device),
+            as_tensor(X[:, ~mask], device),
+            _CHUNK,
+        )
+        covariate = None
+        if self.covariate_backbone_ is not None:
+            covariate = compute_features(
+                copy_to_device(self.covariate_backbone_, device),
+                as_tensor(X[:, mask], device),
+                _CHUNK,
+            )
+        return treatment, covariate
