@@ -2,7 +2,8 @@
 
 from .backbones import MLPBackbone
 from .iv import DFIVRegressor
+from .metrics import IVLossScorer
 from .regressor import CFLORegressor
 
-__all__ = ["CFLORegressor", "DFIVRegressor", "MLPBackbone"]
+__all__ = ["CFLORegressor", "DFIVRegressor", "IVLossScorer", "MLPBackbone"]
 __version__ = "0.1.0.dev0"

@@ -20,7 +20,7 @@ from ._base import (
     rollback_on_failure,
 )
 from .backbones import MLPBackbone, Standardize
-from .dfiv import structural_prediction
+from .dfiv import predict_stage1, structural_prediction
 from .dfiv_training import DFIVNetworks, DFIVOptions, DFIVSample, DFIVTrainer
 from .training import TargetScaler, check_features, compute_features
 
@@ -228,6 +228,54 @@ None, spec, nn.Module or callable, default=None
         weights = torch.from_numpy(self.stage2_weights_).to(device)
         predictions = structural_prediction(treatment, covariate, weights).cpu().numpy()
         return predictions.ravel() if self._y_was_1d else predictions
+
+    def iv_loss(self, X, y, Z=None, *, stage=2):
+        """Out-of-sample loss of one DFIV stage, the criterion for model selection.
+
+        On a confounded sample the outcome MSE of ``predict`` is the wrong
+        criterion (it rewards the confounded regression). DFIV and kernel IV
+        select penalties by held-out stage losses instead:
+
+        * ``stage=2``: mean squared error of ``y`` against the outcome
+          predicted from the instruments, ``(aug(psi(Z, O)) V (x) chi(O)) u``;
+        * ``stage=1``: mean squared error of the treatment features
+          ``phi(X)`` against their prediction ``aug(psi(Z, O)) V``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Z : array-like of shape (n_samples, n_instruments), default=None
+            ``None`` uses ``X`` as its own instrument, as in ``fit``.
+        stage : {1, 2}, default=2
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        instruments = self._validated_instruments(Z, X, self.covariate_mask_)
+        device = resolve_device(self.device, fall_back_to_cpu=True)
+        treatment, covariate = self._features(X, device)
+        instrument_input = instruments
+        if covariate is not None:
+            instrument_input = np.hstack([instruments, X[:, self.covariate_mask_]])
+        instrument = compute_features(
+            copy_to_device(self.instrument_backbone_, device),
+            as_tensor(instrument_input, device),
+            _CHUNK,
+        )
+        stage1 = torch.from_numpy(self.stage1_weights_).to(device)
+        predicted = predict_stage1(instrument, stage1)
+        if stage == 1:
+            return float((predicted - treatment.double()).pow(2).mean())
+        if stage != 2:
+            raise ValueError(f"stage must be 1 or 2, got {stage!r}.")
+        weights = torch.from_numpy(self.stage2_weights_).to(device)
+        outcome = structural_prediction(predicted, covariate, weights).cpu().numpy()
+        y = np.asarray(y, dtype=np.float64).reshape(outcome.shape)
+        return float(np.mean((y - outcome) ** 2))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
