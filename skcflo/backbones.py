@@ -73,9 +73,7 @@ class MLPBackbone(BaseEstimator):
 
 
 def _validated_sizes(hidden_layer_sizes):
-    sizes = (
-        (hidden_layer_sizes,) if isinstance(hidden_layer_sizes, int) else hidden_layer_sizes
-    )
+    sizes = (hidden_layer_sizes,) if isinstance(hidden_layer_sizes, int) else hidden_layer_sizes
     sizes = tuple(sizes)
     if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
         raise ValueError(
