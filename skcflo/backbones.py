@@ -12,6 +12,7 @@ features ``(n, d)``. Estimators accept three kinds, resolved by
 """
 
 import copy
+from numbers import Integral
 
 import torch
 from sklearn.base import BaseEstimator
@@ -32,10 +33,10 @@ class MLPBackbone(BaseEstimator):
     """Specification of a fully connected feature network.
 
     The network is ``Linear -> activation`` repeated once per entry of
-    ``hidden_layer_sizes``; it has no output layer (the closed-form head is
-    the output layer), so its feature width is the last hidden size. An empty
-    tuple gives the identity map: the head is then plain ridge regression on
-    the inputs.
+    ``hidden_layer_sizes``; by default it has no output layer (the closed-form
+    head is the output layer), so its feature width is the last hidden size.
+    An empty tuple gives the identity map: the head is then plain ridge
+    regression on the inputs.
 
     Parameters
     ----------
@@ -44,6 +45,10 @@ class MLPBackbone(BaseEstimator):
     activation : {'relu', 'tanh', 'logistic', 'gelu', 'silu', 'elu', \
 'identity'}, default='relu'
         Non-linearity after every hidden layer.
+    output_size : int or None, default=None
+        If set, a final linear layer (no activation) maps to this many
+        features: a low-dimensional linear read-out, as DFIV's treatment
+        network uses.
 
     Examples
     --------
@@ -53,9 +58,10 @@ class MLPBackbone(BaseEstimator):
     4
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu"):
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", output_size=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.output_size = output_size
 
     def build_module(self, n_features_in):
         """Build an untrained :class:`torch.nn.Sequential` for ``n_features_in`` inputs."""
@@ -69,17 +75,21 @@ class MLPBackbone(BaseEstimator):
         for size in sizes:
             layers += [nn.Linear(width, size), ACTIVATIONS[self.activation]()]
             width = size
+        if self.output_size is not None:
+            layers.append(nn.Linear(width, _validated_sizes((self.output_size,))[0]))
         return nn.Sequential(*layers) if layers else nn.Sequential(nn.Identity())
 
 
 def _validated_sizes(hidden_layer_sizes):
-    sizes = (hidden_layer_sizes,) if isinstance(hidden_layer_sizes, int) else hidden_layer_sizes
+    sizes = (
+        (hidden_layer_sizes,) if isinstance(hidden_layer_sizes, Integral) else hidden_layer_sizes
+    )
     sizes = tuple(sizes)
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
+    if not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
         raise ValueError(
             f"hidden_layer_sizes must hold positive integers, got {hidden_layer_sizes!r}."
         )
-    return sizes
+    return tuple(int(s) for s in sizes)
 
 
 def build_backbone(backbone, n_features_in):

@@ -89,7 +89,7 @@ def solve_spd(matrix, rhs):
     --------
     >>> import torch
     >>> a = torch.tensor([[2.0, 0.0], [0.0, 4.0]], dtype=torch.float64)
-    >>> solve_spd(a, torch.ones(2, 1, dtype=torch.float64)).ravel().tolist()
+    >>> solve_spd(a, torch.ones(2, 1, dtype=torch.float64)).ravel().round(decimals=12).tolist()
     [0.5, 0.25]
     """
     if not torch.isfinite(matrix).all():

@@ -89,6 +89,8 @@ None, spec, nn.Module or callable, default=None
     n_outputs_ : int
     covariate_mask_ : ndarray of bool of shape (n_features_in_,)
         True for covariate columns of ``X``.
+    n_instruments_ : int or None
+        Number of columns of ``Z`` in fit (None when fitted without ``Z``).
     n_iter_ : int
     loss_curve_ : list of float
         Stage-2 training loss of each epoch (standardised outcome units).
@@ -208,6 +210,7 @@ None, spec, nn.Module or callable, default=None
             trainer = DFIVTrainer(networks, self._options(), make_generator(seed))
             result = trainer.fit(first, second)
             self._store(networks, result, scaler, mask, y.ndim)
+            self.n_instruments_ = None if Z is None else instruments.shape[1]
         return self
 
     def predict(self, X):
@@ -222,7 +225,7 @@ None, spec, nn.Module or callable, default=None
         ndarray of shape (n_samples,) or (n_samples, n_outputs), float64
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, reset=False, dtype=np.float32)
         device = resolve_device(self.device, fall_back_to_cpu=True)
         treatment, covariate = self._features(X, device)
         weights = torch.from_numpy(self.stage2_weights_).to(device)
@@ -254,8 +257,8 @@ None, spec, nn.Module or callable, default=None
         float
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        instruments = self._validated_instruments(Z, X, self.covariate_mask_)
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        instruments = self._validated_instruments(Z, X, self.covariate_mask_, reset=False)
         device = resolve_device(self.device, fall_back_to_cpu=True)
         treatment, covariate = self._features(X, device)
         instrument_input = instruments
@@ -297,7 +300,7 @@ None, spec, nn.Module or callable, default=None
             mask[:] = selected
         elif selected.dtype.kind in "OUS":
             names = list(getattr(self, "feature_names_in_", []))
-            missing = [name for name in selected if name not in names]
+            missing = [str(name) for name in selected if name not in names]
             if missing:
                 raise ValueError(f"covariates {missing} are not columns of X {names}.")
             mask[[names.index(name) for name in selected]] = True
@@ -314,18 +317,40 @@ None, spec, nn.Module or callable, default=None
             raise ValueError("Every column of X is declared a covariate: no treatment is left.")
         return mask
 
-    def _validated_instruments(self, Z, X, mask):
+    def _validated_instruments(self, Z, X, mask, *, reset=True):
+        """Instrument columns (``Z``, or the treatment itself when ``Z`` is None).
+
+        With ``reset=False`` (held-out scoring) ``Z`` must match what ``fit`` saw.
+        """
+        if not reset:
+            self._check_instruments_match(Z)
         if Z is None:
             return X[:, ~mask]
-        Z = check_array(Z, dtype=[np.float64, np.float32], ensure_2d=False, input_name="Z")
+        Z = check_array(Z, dtype=np.float32, ensure_2d=False, input_name="Z")
         Z = Z.reshape(len(Z), -1)
         if Z.shape[0] != X.shape[0]:
             raise ValueError(
                 f"Z has {Z.shape[0]} rows but X has {X.shape[0]}: one instrument row per sample."
             )
-        if np.all(np.ptp(Z, axis=0) == 0):
+        if reset and np.all(np.ptp(Z, axis=0) == 0):
             raise ValueError("The instruments Z are constant: they cannot identify the effect.")
         return Z
+
+    def _check_instruments_match(self, Z):
+        expected = self.n_instruments_
+        if expected is None and Z is not None:
+            raise ValueError(
+                "This model was fitted without Z (X as its own instrument); pass Z=None."
+            )
+        if expected is not None and Z is None:
+            raise ValueError(
+                f"This model was fitted with {expected} instrument column(s): pass the held-out Z."
+            )
+        n_columns = None if Z is None else int(np.prod(np.shape(Z)[1:]))
+        if expected is not None and n_columns != expected:
+            raise ValueError(
+                f"Z has {n_columns} column(s) but the model was fitted with {expected}."
+            )
 
     def _sample(self, X, y, mask, instruments, device):
         covariate = X[:, mask] if mask.any() else None

@@ -203,7 +203,9 @@ default='proximal'
                 self,
                 X,
                 y,
-                dtype=[np.float64, np.float32],
+                # float32 is what the network computes in; validating to it catches
+                # finite float64 values that would overflow to inf.
+                dtype=np.float32,
                 multi_output=True,
                 y_numeric=True,
                 ensure_min_samples=2,
@@ -241,7 +243,7 @@ default='proximal'
         ndarray of shape (n_samples,) or (n_samples, n_outputs), float64
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, reset=False, dtype=np.float32)
         device = resolve_device(self.device, fall_back_to_cpu=True)
         backbone = copy_to_device(self.backbone_, device)
         features = compute_features(backbone, as_tensor(X, device), _PREDICT_CHUNK)
@@ -275,8 +277,8 @@ default='proximal'
     def _store_result(self, result, y_ndim):
         if result.diverged:
             warnings.warn(
-                f"Training diverged (non-finite loss) in epoch {result.n_iter + 1}; the model "
-                f"keeps the backbone of epoch {result.n_iter} with an exact head refit. "
+                "Training diverged (non-finite loss or features); the model keeps the "
+                f"backbone of epoch {result.n_iter} with an exact head refit. "
                 "Lower learning_rate_init.",
                 ConvergenceWarning,
                 stacklevel=3,
@@ -300,7 +302,14 @@ default='proximal'
 
 def _probe_backbone(backbone, inputs):
     """Fail fast, before training, on a backbone with the wrong output."""
+    probe = inputs[:_PROBE_ROWS]
     with torch.no_grad():
         backbone.eval()
-        probe = inputs[:_PROBE_ROWS]
-        check_features(backbone(probe), probe.shape[0])
+        try:
+            features = backbone(probe)
+        except RuntimeError as error:
+            raise ValueError(
+                f"The backbone failed on a float32 batch of shape {tuple(probe.shape)} "
+                f"(n_samples, n_features_in_): {error}"
+            ) from error
+    check_features(features, probe.shape[0])

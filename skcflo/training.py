@@ -117,15 +117,14 @@ def _initial_gradient_head(n_features, n_outputs, generator, device):
 
 
 class _Checkpoint:
-    """Last good backbone and head, restored if training diverges."""
+    """A backbone state (after ``epoch`` epochs), restored if training diverges."""
 
-    def __init__(self, backbone, weights):
+    def __init__(self, backbone, weights, epoch):
         self.state = copy.deepcopy(backbone.state_dict())
-        self.weights = weights.detach().clone()
+        self.epoch = epoch
 
     def restore(self, backbone):
         backbone.load_state_dict(self.state)
-        return self.weights
 
 
 def train_cflo(backbone, inputs, targets, head_update, options, generator):
@@ -173,7 +172,9 @@ def train_cflo(backbone, inputs, targets, head_update, options, generator):
     )
 
     result = TrainingResult(backbone=backbone, head_weights=None)
-    checkpoint = _Checkpoint(backbone, weights)
+    # The initial state is known to give finite features; later checkpoints are
+    # states after an optimiser step that no loss has evaluated yet.
+    checkpoints = [_Checkpoint(backbone, weights, epoch=0)]
     for epoch in range(options.max_iter):
         if isinstance(head_update, FixedWithinEpoch) and epoch > 0:
             weights = exact_head()
@@ -182,19 +183,36 @@ def train_cflo(backbone, inputs, targets, head_update, options, generator):
         )
         if per_output_mse is None:
             result.diverged = True
-            weights = checkpoint.restore(backbone)
             break
         loss = float((per_output_mse * scaler.scale.to(per_output_mse) ** 2).mean())
         result.loss_curve.append(loss)
         result.n_iter = epoch + 1
-        checkpoint = _Checkpoint(backbone, weights)
+        checkpoints[1:] = [_Checkpoint(backbone, weights, epoch=epoch + 1)]
         if options.verbose:
             print(f"Iteration {epoch + 1}, loss = {loss:.8f}")
 
-    if options.refit_head or (result.diverged and head_update is not None):
+    if options.refit_head and not result.diverged:
         weights = exact_head()
+        result.diverged = not bool(torch.isfinite(weights).all())
+    if result.diverged:
+        weights = _recover(backbone, checkpoints, exact_head, result)
     result.head_weights = scaler.weights_to_raw(weights.detach().to(ACCUMULATION_DTYPE))
     return result
+
+
+def _recover(backbone, checkpoints, exact_head, result):
+    """Restore the newest checkpoint whose exact head is finite; return that head.
+
+    The initial checkpoint always qualifies (its features were checked).
+    """
+    for checkpoint in reversed(checkpoints):
+        checkpoint.restore(backbone)
+        weights = exact_head()
+        if torch.isfinite(weights).all():
+            break
+    result.n_iter = checkpoint.epoch
+    del result.loss_curve[checkpoint.epoch :]
+    return weights
 
 
 def _run_epoch(backbone, inputs, targets, weights, head_update, optimizer, batch_size, generator):
