@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .backbones import build_backbone
 
@@ -72,6 +73,17 @@ def build_seeded_backbone(backbone, n_features_in, seed, device):
         torch.manual_seed(seed)
         module = build_backbone(backbone, n_features_in)
     return module.to(device)
+
+
+def prediction_input(estimator, X):
+    """Checks shared by ``predict``-like methods: fitted, valid ``X``, device.
+
+    Returns ``X`` validated to float32 (the networks' dtype) and the device to
+    predict on (the CPU, with a warning, when a requested GPU is absent).
+    """
+    check_is_fitted(estimator)
+    X = validate_data(estimator, X, reset=False, dtype=np.float32)
+    return X, resolve_device(estimator.device, fall_back_to_cpu=True)
 
 
 def copy_to_device(module, device):

@@ -70,6 +70,7 @@ class DFIVOptions:
     proximal_lambda: float = 0.0
     solver: str = "adam"
     learning_rate: float = 1e-3
+    refit_head: bool = True
     verbose: bool = False
 
 
@@ -120,7 +121,10 @@ class DFIVTrainer:
             result.n_iter = epoch + 1
             if self.options.verbose:
                 print(f"Iteration {epoch + 1}, stage-2 loss = {loss:.8f}")
-        result.stage1_weights, result.stage2_weights = self.refit(first, second)
+        heads = (self.stage1_weights, self.stage2_weights)
+        if self.options.refit_head or any(head is None for head in heads):
+            heads = self.refit(first, second)
+        result.stage1_weights, result.stage2_weights = (head.detach() for head in heads)
         return result
 
     def _batch_pairs(self, first, second):

@@ -7,7 +7,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 from torch import nn
 
 from ._base import (
@@ -16,6 +16,7 @@ from ._base import (
     copy_to_device,
     draw_seed,
     make_generator,
+    prediction_input,
     resolve_device,
     rollback_on_failure,
 )
@@ -60,13 +61,16 @@ None, spec, nn.Module or callable, default=None
         Per-sample ridge penalty of stage 2 (-> outcome).
     split_ratio : float, default=0.5
         Fraction of the sample used for stage 1; the rest is used for stage 2.
-    max_iter : int, default=100
-        Number of epochs.
+    max_iter : int, default=10
+        Number of epochs. The reference code runs 100 epochs at learning rate
+        1e-3 on raw inputs; with standardised inputs, learning rate 1e-2 and
+        three treatment steps per epoch, 10 epochs reach a lower error on the
+        demand design in a tenth of the time (``benchmarks/bench_dfiv.py``).
     stage1_iter : int, default=20
         Instrument-network steps per epoch (per mini-batch).
     covariate_iter : int, default=20
         Covariate-network steps per epoch (per mini-batch).
-    stage2_iter : int, default=1
+    stage2_iter : int, default=3
         Treatment-network steps per epoch (per mini-batch).
     batch_size : int or 'full', default='full'
         'full' trains on the whole halves each step (the reference schedule);
@@ -74,9 +78,14 @@ None, spec, nn.Module or callable, default=None
         batch and pulled toward their previous values by ``proximal_lambda``.
     proximal_lambda : float, default=1.0
         Proximal strength of the mini-batch heads (ignored with 'full').
+    refit_head : bool, default=True
+        Solve both heads exactly on the full halves after training. Without
+        it the heads are those of the last training step (with mini-batches,
+        the proximal running heads: no pass over the whole data is needed).
     solver : {'adam', 'sgd'}, default='adam'
         Optimiser of the three networks.
-    learning_rate_init : float, default=1e-3
+    learning_rate_init : float, default=1e-2
+        Learning rate of the three networks' optimiser.
     device : str or torch.device, default='auto'
     random_state : int, RandomState instance or None, default=None
         Seeds the sample split, network initialisation and batch order.
@@ -124,6 +133,7 @@ None, spec, nn.Module or callable, default=None
         "stage2_iter": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [StrOptions({"full"}), Interval(Integral, 1, None, closed="left")],
         "proximal_lambda": [Interval(Real, 0, None, closed="left")],
+        "refit_head": ["boolean"],
         "solver": [StrOptions({"adam", "sgd"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "device": [str, torch.device],
@@ -141,14 +151,15 @@ None, spec, nn.Module or callable, default=None
         stage1_alpha=0.1,
         stage2_alpha=0.1,
         split_ratio=0.5,
-        max_iter=100,
+        max_iter=10,
         stage1_iter=20,
         covariate_iter=20,
-        stage2_iter=1,
+        stage2_iter=3,
         batch_size="full",
         proximal_lambda=1.0,
+        refit_head=True,
         solver="adam",
-        learning_rate_init=1e-3,
+        learning_rate_init=1e-2,
         device="auto",
         random_state=None,
         verbose=False,
@@ -166,6 +177,7 @@ None, spec, nn.Module or callable, default=None
         self.stage2_iter = stage2_iter
         self.batch_size = batch_size
         self.proximal_lambda = proximal_lambda
+        self.refit_head = refit_head
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.device = device
@@ -224,9 +236,7 @@ None, spec, nn.Module or callable, default=None
         -------
         ndarray of shape (n_samples,) or (n_samples, n_outputs), float64
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32)
-        device = resolve_device(self.device, fall_back_to_cpu=True)
+        X, device = prediction_input(self, X)
         treatment, covariate = self._features(X, device)
         weights = torch.from_numpy(self.stage2_weights_).to(device)
         predictions = structural_prediction(treatment, covariate, weights).cpu().numpy()
@@ -256,10 +266,8 @@ None, spec, nn.Module or callable, default=None
         -------
         float
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32)
+        X, device = prediction_input(self, X)
         instruments = self._validated_instruments(Z, X, self.covariate_mask_, reset=False)
-        device = resolve_device(self.device, fall_back_to_cpu=True)
         treatment, covariate = self._features(X, device)
         instrument_input = instruments
         if covariate is not None:
@@ -407,6 +415,7 @@ None, spec, nn.Module or callable, default=None
             stage2_iter=self.stage2_iter,
             batch_size=None if self.batch_size == "full" else self.batch_size,
             proximal_lambda=0.0 if self.batch_size == "full" else self.proximal_lambda,
+            refit_head=self.refit_head,
             solver=self.solver,
             learning_rate=self.learning_rate_init,
             verbose=bool(self.verbose),

@@ -8,7 +8,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 from torch import nn
 
 from ._base import (
@@ -17,6 +17,7 @@ from ._base import (
     copy_to_device,
     draw_seed,
     make_generator,
+    prediction_input,
     resolve_device,
     rollback_on_failure,
 )
@@ -246,9 +247,7 @@ default='proximal'
         -------
         ndarray of shape (n_samples,) or (n_samples, n_outputs), float64
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32)
-        device = resolve_device(self.device, fall_back_to_cpu=True)
+        X, device = prediction_input(self, X)
         backbone = copy_to_device(self.backbone_, device)
         features = compute_features(backbone, as_tensor(X, device), _PREDICT_CHUNK)
         weights = torch.from_numpy(self._head_weights()).to(device)

@@ -15,15 +15,6 @@ from skcflo import CFLORegressor, MLPBackbone
 N_FEATURES = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny tensors on a shared 2-core machine: intra-op threads only add contention.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def small(**params):
     defaults = {"hidden_layer_sizes": (16,), "max_iter": 5, "random_state": 0}
     return CFLORegressor(**{**defaults, **params})
@@ -335,8 +326,6 @@ def test_factory_returning_a_non_module_raises_type_error(data):
 
 
 # --- divergence ---------------------------------------------------------------------------
-
-
 
 
 @pytest.mark.parametrize(

@@ -20,15 +20,6 @@ from skcflo.head import apply_head
 RTOL = 1e-8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny problems: extra intra-op threads only add overhead on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _features(n_rows, n_columns, seed):
     rng = np.random.default_rng(seed)
     # Non-centred, unequally scaled columns exercise the (unpenalised) intercept.

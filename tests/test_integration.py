@@ -21,15 +21,6 @@ from skcflo import CFLORegressor, MLPBackbone
 CUDA = torch.cuda.is_available()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny tensors on a shared 2-core machine: intra-op threads only add contention.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def small(**params):
     defaults = {"hidden_layer_sizes": (16,), "max_iter": 10, "random_state": 0}
     return CFLORegressor(**{**defaults, **params})

@@ -15,17 +15,6 @@ from skcflo._base import build_seeded_backbone, draw_seed
 SMALL = {"hidden_layer_sizes": (16,), "max_iter": 5, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: intra-op threads only add overhead, and on a loaded
-    machine (2 cores shared with other jobs) spinning OpenMP threads made a
-    0.4 s fit take 20 s of CPU. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def easy():
     """A well-conditioned, mostly linear problem that any working mode fits."""

@@ -1,0 +1,58 @@
+"""
+DFIV on the demand design: the structural curve and the naive bias
+==================================================================
+
+Price is confounded with demand noise (airline-ticket demand design of
+Hartford et al., 2017, as used by DFIV). A plain regression of sales on price
+learns ``E[y | price, time, emotion]``, which mixes the effect of price with
+the hidden shock that moved it. ``DFIVRegressor`` uses the fuel-cost
+instrument to recover the structural demand curve ``h(price, time, emotion)``.
+
+The figure shows, at three times of year, the true curve, the DFIV estimate
+and the naive ``CFLORegressor`` estimate, with their test MSE on the
+noise-free grid.
+"""
+
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skcflo import CFLORegressor, DFIVRegressor
+from skcflo.datasets import demand_structural, make_demand, make_demand_test
+
+data = make_demand(n_samples=5000, rho=0.9, random_state=0)
+test = make_demand_test()
+
+dfiv = DFIVRegressor(covariates=[1, 2], random_state=0).fit(data.X, data.y, Z=data.Z)
+naive = make_pipeline(StandardScaler(), CFLORegressor(random_state=0)).fit(data.X, data.y)
+
+mse = {
+    "DFIV": np.mean((dfiv.predict(test.X) - test.y) ** 2),
+    "naive regression": np.mean((naive.predict(test.X) - test.y) ** 2),
+}
+for name, value in mse.items():
+    print(f"{name:>17}: test MSE {value:8.1f}")
+
+# %%
+# Demand curves at emotion 4, for three times of year.
+prices = np.linspace(10, 25, 100)
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
+for axis, time in zip(axes, (2.0, 5.0, 8.0), strict=True):
+    grid = np.column_stack([prices, np.full_like(prices, time), np.full_like(prices, 4.0)])
+    axis.plot(prices, demand_structural(prices, time, 4.0), "k-", lw=2, label="true h")
+    axis.plot(prices, dfiv.predict(grid), "C0--", lw=2, label=f"DFIV (MSE {mse['DFIV']:.0f})")
+    axis.plot(
+        prices,
+        naive.predict(grid),
+        "C3:",
+        lw=2,
+        label=f"naive (MSE {mse['naive regression']:.0f})",
+    )
+    axis.set_title(f"time = {time:g}, emotion = 4")
+    axis.set_xlabel("price")
+axes[0].set_ylabel("sales")
+axes[0].legend(loc="best", fontsize=8)
+fig.suptitle("Structural demand curve: DFIV vs naive regression (rho = 0.9, n = 5000)")
+fig.tight_layout()
+plt.show()
