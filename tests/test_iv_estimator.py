@@ -353,3 +353,23 @@ def test_failed_fit_leaves_fitted_estimator_usable(small_demand):
     assert model.n_features_in_ == 3
     assert_array_equal(model.stage2_weights_, weights)
     assert_array_equal(model.predict(X), before)
+
+
+def test_image_treatment_takes_a_convolutional_treatment_network():
+    from torch import nn
+
+    from skcflo.datasets import make_dsprites
+
+    data = make_dsprites(n_samples=120, random_state=0)
+    conv = nn.Sequential(
+        nn.Unflatten(1, (1, 64, 64)),
+        nn.Conv2d(1, 4, kernel_size=8, stride=8),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 8 * 8, 8),
+    )
+    model = DFIVRegressor(**{**TINY, "treatment_backbone": conv})
+    model.fit(data.X, data.y, Z=data.Z)
+    assert isinstance(model.treatment_backbone_[1][1], nn.Conv2d)
+    assert conv[1].weight.grad is None  # the user's module was copied, not trained
+    assert np.all(np.isfinite(model.predict(data.X[:5])))
