@@ -24,7 +24,8 @@ setup(
         "torch>=2.1,<3",
     ],
     extras_require={
-        "test": ["pytest>=7", "pandas>=1.5", "ruff>=0.5"],
+        "test": ["pytest>=7", "pandas>=1.5", "ruff>=0.5", "matplotlib>=3.5"],
+        "examples": ["matplotlib>=3.5", "pandas>=1.5"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",
