@@ -22,6 +22,7 @@ setup(
         "scipy>=1.9",
         "scikit-learn>=1.6",
         "torch>=2.1,<3",
+        "tqdm>=4.60",
     ],
     extras_require={
         "test": ["pytest>=7", "pandas>=1.5", "ruff>=0.5", "matplotlib>=3.5"],

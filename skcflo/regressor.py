@@ -24,7 +24,13 @@ from ._base import (
 from .backbones import ACTIVATIONS, MLPBackbone
 from .head import apply_head
 from .head_updates import HEAD_UPDATES, make_head_update
-from .training import TrainingOptions, check_features, compute_features, train_cflo
+from .training import (
+    LEARNING_RATE_SCHEDULES,
+    TrainingOptions,
+    check_features,
+    compute_features,
+    train_cflo,
+)
 
 _PREDICT_CHUNK = 4096
 _PROBE_ROWS = 8
@@ -57,12 +63,20 @@ class CFLORegressor(RegressorMixin, BaseEstimator):
         ``benchmarks/README.md``): it beats ``MLPRegressor()`` on each.
     batch_size : int or 'auto', default='auto'
         Mini-batch size; 'auto' is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'cosine', 'step', 'invscaling', 'adaptive'}, \
+default='constant'
+        Learning-rate schedule of the backbone optimiser, stepped once per
+        epoch: cosine annealing to 0 over ``max_iter`` epochs; a tenfold drop
+        at 50% and 75% of ``max_iter``; ``lr / (epoch + 1) ** power_t``; or a
+        fivefold drop whenever two epochs fail to lower the loss by ``tol``.
     learning_rate_init : float, default=1e-2
         Learning rate of the backbone optimiser. Higher than
         ``MLPRegressor``'s 1e-3: with the head at its optimum the backbone
         tolerates (and profits from) larger steps; measured in the sweep.
+    power_t : float, default=0.5
+        Exponent of the 'invscaling' schedule.
     max_iter : int, default=200
-        Number of epochs.
+        Number of epochs (fewer with ``early_stopping``).
     momentum : float, default=0.9
         Momentum of the 'sgd' solver.
     head_update : {'proximal', 'accumulate', 'full', 'gradient'}, \
@@ -87,13 +101,26 @@ default='proximal'
         ``backbone__<name>``; an ``nn.Module`` mapping ``(n, n_features)``
         float tensors to ``(n, d)`` features is deep-copied and trained as the
         copy; a callable ``factory(n_features_in)`` returns such a module.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data, score R² on it
+        after every epoch, stop when it has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and restore the best backbone and head
+        (the head is then refitted on the training part).
+    validation_fraction : float, default=0.1
+        Share of the data held out for early stopping.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-4
+        Least improvement of the validation R² that counts (and of the loss,
+        for the 'adaptive' schedule).
     device : str or torch.device, default='auto'
         Where to train and predict; 'auto' picks CUDA when available.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation and mini-batch order; the global torch
         RNG is left untouched.
     verbose : bool, default=False
-        Print the training loss after every epoch.
+        Show a progress bar (epochs, training loss, validation R²) in the
+        terminal or notebook.
 
     Attributes
     ----------
@@ -108,6 +135,12 @@ default='proximal'
     loss_curve_ : list of float
         Mean squared training error of each epoch, in the units of ``y``
         (measured on the mini-batches as they were trained).
+    best_loss_ : float
+        The smallest entry of ``loss_curve_``.
+    validation_scores_ : list of float or None
+        Validation R² after each epoch (``early_stopping`` only).
+    best_validation_score_ : float or None
+        The best validation R²; the model is the state that reached it.
     coef_ : ndarray of shape (d,) or (n_outputs, d)
         Head coefficients on the ``d`` backbone features.
     intercept_ : float or ndarray of shape (n_outputs,)
@@ -147,6 +180,12 @@ default='proximal'
         "backbone": [None, HasMethods(["build_module"]), nn.Module, callable],
         "device": [str, torch.device],
         "random_state": ["random_state"],
+        "learning_rate": [StrOptions(set(LEARNING_RATE_SCHEDULES))],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
         "verbose": ["verbose"],
     }
 
@@ -158,7 +197,9 @@ default='proximal'
         solver="adam",
         alpha=1e-1,
         batch_size="auto",
+        learning_rate="constant",
         learning_rate_init=1e-2,
+        power_t=0.5,
         max_iter=200,
         momentum=0.9,
         head_update="proximal",
@@ -166,6 +207,10 @@ default='proximal'
         forgetting_factor=0.99,
         refit_head=True,
         backbone=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
         device="auto",
         random_state=None,
         verbose=False,
@@ -175,7 +220,9 @@ default='proximal'
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.momentum = momentum
         self.head_update = head_update
@@ -183,6 +230,10 @@ default='proximal'
         self.forgetting_factor = forgetting_factor
         self.refit_head = refit_head
         self.backbone = backbone
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -220,8 +271,10 @@ default='proximal'
             backbone = build_seeded_backbone(
                 self._backbone_spec(), self.n_features_in_, seed, device
             )
-            inputs = as_tensor(X, device)
-            targets = as_tensor(y.reshape(len(y), -1), device, dtype=torch.float64)
+            train, validation = self._split_validation(len(X), seed)
+            Y = y.reshape(len(y), -1)
+            inputs = as_tensor(X[train], device)
+            targets = as_tensor(Y[train], device, dtype=torch.float64)
             _probe_backbone(backbone, inputs)
             result = train_cflo(
                 backbone,
@@ -230,8 +283,14 @@ default='proximal'
                 make_head_update(
                     self.head_update, self.alpha, self.proximal_lambda, self.forgetting_factor
                 ),
-                self._training_options(len(X)),
+                self._training_options(len(train)),
                 make_generator(seed),
+                validation=None
+                if validation is None
+                else (
+                    as_tensor(X[validation], device),
+                    as_tensor(Y[validation], device, dtype=torch.float64),
+                ),
             )
             self._store_result(result, y.ndim)
         return self
@@ -264,6 +323,19 @@ default='proximal'
             return MLPBackbone(self.hidden_layer_sizes, self.activation)
         return self.backbone
 
+    def _split_validation(self, n_samples, seed):
+        """Training and validation row indices (all rows train without early stopping)."""
+        if not self.early_stopping:
+            return np.arange(n_samples), None
+        n_validation = int(np.ceil(self.validation_fraction * n_samples))
+        if n_validation < 2 or n_samples - n_validation < 2:
+            raise ValueError(
+                f"early_stopping with validation_fraction={self.validation_fraction} needs at "
+                f"least 2 training and 2 validation samples; got {n_samples} samples."
+            )
+        order = np.random.RandomState(seed).permutation(n_samples)
+        return np.sort(order[n_validation:]), np.sort(order[:n_validation])
+
     def _training_options(self, n_samples):
         batch_size = min(200, n_samples) if self.batch_size == "auto" else self.batch_size
         return TrainingOptions(
@@ -274,6 +346,10 @@ default='proximal'
             max_iter=self.max_iter,
             alpha=self.alpha,
             refit_head=self.refit_head,
+            learning_rate_schedule=self.learning_rate,
+            power_t=self.power_t,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
             verbose=bool(self.verbose),
         )
 
@@ -286,11 +362,20 @@ default='proximal'
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        if result.interrupted:
+            warnings.warn(
+                f"Training interrupted; the model keeps the state after epoch {result.n_iter}.",
+                UserWarning,
+                stacklevel=3,
+            )
         weights = result.head_weights.cpu().numpy()
         self.backbone_ = result.backbone.cpu().eval()
         self.n_outputs_ = weights.shape[1]
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.loss_curve
+        self.best_loss_ = min(result.loss_curve, default=None)
+        self.validation_scores_ = result.validation_scores if self.early_stopping else None
+        self.best_validation_score_ = result.best_validation_score
         self.coef_ = weights[:-1].T.copy()
         self.intercept_ = weights[-1].copy()
         if y_ndim == 1:

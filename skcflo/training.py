@@ -30,6 +30,10 @@ class TrainingOptions:
     max_iter: int = 200
     alpha: float = 1e-4
     refit_head: bool = True
+    learning_rate_schedule: str = "constant"
+    power_t: float = 0.5
+    tol: float = 1e-4
+    n_iter_no_change: int = 10
     verbose: bool = False
 
 
@@ -42,6 +46,9 @@ class TrainingResult:
     loss_curve: list = field(default_factory=list)
     n_iter: int = 0
     diverged: bool = False
+    interrupted: bool = False
+    validation_scores: list = field(default_factory=list)
+    best_validation_score: float | None = None
 
 
 class TargetScaler:
@@ -69,6 +76,51 @@ def make_optimizer(parameters, solver, learning_rate, momentum):
     if solver == "sgd":
         return torch.optim.SGD(parameters, lr=learning_rate, momentum=momentum)
     raise ValueError(f"solver must be 'adam' or 'sgd', got {solver!r}.")
+
+
+LEARNING_RATE_SCHEDULES = ("constant", "cosine", "step", "invscaling", "adaptive")
+
+
+def make_scheduler(optimizer, options):
+    """Per-epoch learning-rate schedule, or ``None`` for a constant rate.
+
+    * ``'cosine'``: cosine annealing from the initial rate to 0 over ``max_iter`` epochs;
+    * ``'step'``: divided by 10 at 50% and again at 75% of ``max_iter``;
+    * ``'invscaling'``: ``lr / (epoch + 1) ** power_t`` (MLPRegressor's rule, per epoch);
+    * ``'adaptive'``: divided by 5 whenever two consecutive epochs fail to lower the
+      training loss by ``tol`` (MLPRegressor's rule).
+    """
+    name = options.learning_rate_schedule
+    if optimizer is None or name == "constant":
+        return None
+    schedulers = torch.optim.lr_scheduler
+    epochs = options.max_iter
+    if name == "cosine":
+        return schedulers.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    if name == "step":
+        milestones = sorted({max(epochs // 2, 1), max(3 * epochs // 4, 1)})
+        return schedulers.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    if name == "invscaling":
+        return schedulers.LambdaLR(optimizer, lambda epoch: 1.0 / (epoch + 1) ** options.power_t)
+    if name == "adaptive":
+        return schedulers.ReduceLROnPlateau(
+            optimizer, factor=0.2, patience=1, threshold=options.tol, threshold_mode="abs"
+        )
+    raise ValueError(f"learning_rate must be one of {LEARNING_RATE_SCHEDULES}, got {name!r}.")
+
+
+def _step_scheduler(scheduler, loss):
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(loss)
+    elif scheduler is not None:
+        scheduler.step()
+
+
+def progress_bar(total, verbose):
+    """A tqdm bar over epochs (terminal or notebook); a silent stand-in when not verbose."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="epoch", disable=not verbose, leave=True, dynamic_ncols=True)
 
 
 def minibatches(n_samples, batch_size, generator, device):
@@ -117,17 +169,20 @@ def _initial_gradient_head(n_features, n_outputs, generator, device):
 
 
 class _Checkpoint:
-    """A backbone state (after ``epoch`` epochs), restored if training diverges."""
+    """Backbone state and head after ``epoch`` epochs (divergence, interrupt, best)."""
 
     def __init__(self, backbone, weights, epoch):
         self.state = copy.deepcopy(backbone.state_dict())
+        self.weights = weights.detach().clone()
         self.epoch = epoch
 
     def restore(self, backbone):
+        """Load the state into ``backbone``; return the head weights."""
         backbone.load_state_dict(self.state)
+        return self.weights
 
 
-def train_cflo(backbone, inputs, targets, head_update, options, generator):
+def train_cflo(backbone, inputs, targets, head_update, options, generator, validation=None):
     """Train ``backbone`` by gradient steps against a closed-form head.
 
     Parameters
@@ -141,6 +196,10 @@ def train_cflo(backbone, inputs, targets, head_update, options, generator):
     options : TrainingOptions
     generator : torch.Generator
         Source of the mini-batch order.
+    validation : tuple of (inputs, targets) tensors, default=None
+        Held-out data for early stopping: training stops once the validation
+        R² has not improved by ``options.tol`` for ``options.n_iter_no_change``
+        epochs, and the best state is restored.
 
     Returns
     -------
@@ -154,43 +213,55 @@ def train_cflo(backbone, inputs, targets, head_update, options, generator):
     def exact_head():
         return solve_head(collect_statistics(backbone, inputs, scaled, batch_size), options.alpha)
 
-    stats = collect_statistics(backbone, inputs, scaled, batch_size)
-    if not torch.isfinite(stats.gram).all():
-        raise ValueError("The backbone returned NaN or infinite features on the training data.")
-    parameters = [p for p in backbone.parameters() if p.requires_grad]
-    if head_update is None:
-        n_features = stats.gram.shape[0] - 1
-        weights = _initial_gradient_head(n_features, targets.shape[1], generator, inputs.device)
-        parameters.append(weights)
-    else:
-        weights = solve_head(stats, options.alpha)
-        head_update.start(stats)
-    optimizer = (
-        make_optimizer(parameters, options.solver, options.learning_rate, options.momentum)
-        if parameters
-        else None
-    )
-
+    weights, optimizer = _initial_state(backbone, inputs, scaled, head_update, options, generator)
+    scheduler = make_scheduler(optimizer, options)
+    stopper = None if validation is None else _EarlyStopping(validation, scaler, options)
     result = TrainingResult(backbone=backbone, head_weights=None)
     # The initial state is known to give finite features; later checkpoints are
     # states after an optimiser step that no loss has evaluated yet.
     checkpoints = [_Checkpoint(backbone, weights, epoch=0)]
-    for epoch in range(options.max_iter):
-        if isinstance(head_update, FixedWithinEpoch) and epoch > 0:
-            weights = exact_head()
-        weights, per_output_mse = _run_epoch(
-            backbone, inputs, scaled32, weights, head_update, optimizer, batch_size, generator
-        )
-        if per_output_mse is None:
-            result.diverged = True
-            break
-        loss = float((per_output_mse * scaler.scale.to(per_output_mse) ** 2).mean())
-        result.loss_curve.append(loss)
-        result.n_iter = epoch + 1
-        checkpoints[1:] = [_Checkpoint(backbone, weights, epoch=epoch + 1)]
-        if options.verbose:
-            print(f"Iteration {epoch + 1}, loss = {loss:.8f}")
+    bar = progress_bar(options.max_iter, options.verbose)
+    try:
+        for epoch in range(options.max_iter):
+            if isinstance(head_update, FixedWithinEpoch) and epoch > 0:
+                weights = exact_head()
+            weights, per_output_mse = _run_epoch(
+                backbone,
+                inputs,
+                scaled32,
+                weights,
+                head_update,
+                optimizer,
+                batch_size,
+                generator,
+            )
+            if per_output_mse is None:
+                result.diverged = True
+                break
+            loss = float((per_output_mse * scaler.scale.to(per_output_mse) ** 2).mean())
+            result.loss_curve.append(loss)
+            result.n_iter = epoch + 1
+            checkpoints[1:] = [_Checkpoint(backbone, weights, epoch=epoch + 1)]
+            _step_scheduler(scheduler, float(per_output_mse.mean()))
+            postfix = {"loss": f"{loss:.4g}"}
+            if stopper is not None:
+                score = stopper.update(backbone, weights, checkpoints[-1])
+                result.validation_scores.append(score)
+                postfix["val R2"] = f"{score:.4f}"
+            bar.set_postfix(postfix, refresh=False)
+            bar.update()
+            if stopper is not None and stopper.should_stop():
+                break
+    except KeyboardInterrupt:
+        # Ctrl-C: keep the last completed epoch, as a finished fit would.
+        result.interrupted = True
+        weights = checkpoints[-1].restore(backbone)
+    finally:
+        bar.close()
 
+    if stopper is not None and not result.diverged:
+        weights = stopper.best.restore(backbone)
+        result.best_validation_score = stopper.best_score
     if options.refit_head and not result.diverged:
         weights = exact_head()
         result.diverged = not bool(torch.isfinite(weights).all())
@@ -198,6 +269,26 @@ def train_cflo(backbone, inputs, targets, head_update, options, generator):
         weights = _recover(backbone, checkpoints, exact_head, result)
     result.head_weights = scaler.weights_to_raw(weights.detach().to(ACCUMULATION_DTYPE))
     return result
+
+
+def _initial_state(backbone, inputs, scaled, head_update, options, generator):
+    """Initial head (exact, or random for the gradient baseline) and optimiser."""
+    batch_size = min(options.batch_size, inputs.shape[0])
+    stats = collect_statistics(backbone, inputs, scaled, batch_size)
+    if not torch.isfinite(stats.gram).all():
+        raise ValueError("The backbone returned NaN or infinite features on the training data.")
+    parameters = [p for p in backbone.parameters() if p.requires_grad]
+    if head_update is None:
+        n_features = stats.gram.shape[0] - 1
+        weights = _initial_gradient_head(n_features, scaled.shape[1], generator, inputs.device)
+        parameters.append(weights)
+    else:
+        weights = solve_head(stats, options.alpha)
+        head_update.start(stats)
+    if not parameters:
+        return weights, None
+    optimizer = make_optimizer(parameters, options.solver, options.learning_rate, options.momentum)
+    return weights, optimizer
 
 
 def _recover(backbone, checkpoints, exact_head, result):
@@ -212,7 +303,42 @@ def _recover(backbone, checkpoints, exact_head, result):
             break
     result.n_iter = checkpoint.epoch
     del result.loss_curve[checkpoint.epoch :]
+    del result.validation_scores[checkpoint.epoch :]
     return weights
+
+
+class _EarlyStopping:
+    """Validation R² after every epoch; remembers the best state."""
+
+    def __init__(self, validation, scaler, options):
+        self.inputs = validation[0]
+        self.targets = scaler.transform(validation[1])
+        self.batch_size = options.batch_size
+        self.tol = options.tol
+        self.patience = options.n_iter_no_change
+        self.best = None
+        self.best_score = -math.inf
+        self.stale_epochs = 0
+
+    def update(self, backbone, weights, checkpoint):
+        features = compute_features(backbone, self.inputs, max(self.batch_size, 1024))
+        residual = apply_head(features.to(ACCUMULATION_DTYPE), weights) - self.targets
+        centred = self.targets - self.targets.mean(dim=0)
+        # R² per output, averaged (scikit-learn's uniform average); targets are
+        # standardised, which leaves R² unchanged.
+        total = centred.pow(2).sum(dim=0).clamp_min(torch.finfo(ACCUMULATION_DTYPE).tiny)
+        score = float((1.0 - residual.pow(2).sum(dim=0) / total).mean())
+        if score > self.best_score + self.tol:
+            self.stale_epochs = 0
+        else:
+            self.stale_epochs += 1
+        if score > self.best_score:
+            self.best_score = score
+            self.best = checkpoint
+        return score
+
+    def should_stop(self):
+        return self.stale_epochs >= self.patience
 
 
 def _run_epoch(backbone, inputs, targets, weights, head_update, optimizer, batch_size, generator):
