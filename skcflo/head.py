@@ -16,6 +16,12 @@ Penalties are per sample: ``alpha`` here equals ``alpha * n_samples`` in
 :class:`sklearn.linear_model.Ridge`, so one value means the same thing for a
 batch of 32 rows and for the whole training set.
 
+The same statistics (with ``target_sq = sum y**2``) also give the
+generalised cross-validation score of every candidate alpha from one
+eigendecomposition (:func:`ridge_gcv_scores`, :func:`select_alpha`) and the
+Gaussian predictive spread of the Bayesian head (:func:`head_covariance`,
+:func:`predictive_std`).
+
 Pure torch; nothing here knows about scikit-learn.
 """
 
@@ -122,6 +128,10 @@ class RidgeStatistics:
         ``sum aug(phi)^T y``.
     count : float
         Number of rows, discounted by any forgetting applied.
+    target_sq : torch.Tensor of shape (k,) or None, default=None
+        ``sum y_k**2`` per output, needed for residual sums of squares
+        (:func:`ridge_gcv_scores`, :func:`head_covariance`). ``None`` means
+        absent; the sum of statistics where either side lacks it lacks it.
 
     Examples
     --------
@@ -129,27 +139,42 @@ class RidgeStatistics:
     >>> stats = RidgeStatistics.from_batch(torch.ones(4, 2), torch.ones(4, 1))
     >>> stats.count, tuple(stats.gram.shape)
     (4.0, (3, 3))
+    >>> stats.target_sq.tolist()
+    [4.0]
     """
 
     gram: torch.Tensor
     cross: torch.Tensor
     count: float
+    target_sq: torch.Tensor | None = None
 
     @classmethod
     def from_batch(cls, features, targets):
         """Statistics of one batch of features (n, d) and targets (n, k)."""
         augmented = augment(features)
         targets = targets.to(ACCUMULATION_DTYPE)
-        return cls(augmented.T @ augmented, augmented.T @ targets, float(features.shape[0]))
+        return cls(
+            augmented.T @ augmented,
+            augmented.T @ targets,
+            float(features.shape[0]),
+            (targets * targets).sum(dim=0),
+        )
 
     def __add__(self, other):
+        if self.target_sq is None or other.target_sq is None:
+            target_sq = None
+        else:
+            target_sq = self.target_sq + other.target_sq
         return RidgeStatistics(
-            self.gram + other.gram, self.cross + other.cross, self.count + other.count
+            self.gram + other.gram, self.cross + other.cross, self.count + other.count, target_sq
         )
 
     def discounted(self, factor):
         """Statistics with every past row down-weighted by ``factor``."""
-        return RidgeStatistics(self.gram * factor, self.cross * factor, self.count * factor)
+        target_sq = None if self.target_sq is None else self.target_sq * factor
+        return RidgeStatistics(
+            self.gram * factor, self.cross * factor, self.count * factor, target_sq
+        )
 
 
 def solve_head(stats, alpha, lam=0.0, previous=None):
@@ -204,3 +229,266 @@ def apply_head(features, weights):
     """
     weights = weights.detach().to(dtype=features.dtype, device=features.device)
     return features @ weights[:-1] + weights[-1]
+
+
+# ---------------------------------------------------------------------------
+# Penalty selection and predictive uncertainty from the same statistics.
+# ---------------------------------------------------------------------------
+
+
+def _require_target_sq(stats, caller):
+    if stats.target_sq is None:
+        raise ValueError(
+            f"{caller} needs RidgeStatistics.target_sq (sum of squared targets); "
+            "build the statistics with RidgeStatistics.from_batch."
+        )
+    return stats.target_sq
+
+
+def _centred_statistics(stats):
+    """Eliminate the unpenalised intercept from augmented statistics.
+
+    With ``t = G[d, d]`` the (possibly discounted) row total, feature means
+    ``mu = G[:d, d] / t`` and target means ``ybar = C[d] / t``::
+
+        G_c  = G[:d, :d] - t mu mu^T        # sum (phi - mu)(phi - mu)^T
+        C_c  = C[:d]     - t mu ybar^T      # sum (phi - mu)(y - ybar)^T
+        yy_c = target_sq - t ybar**2        # sum (y - ybar)**2, per output
+
+    Returns ``(mu, ybar, G_c, C_c, yy_c, t)``.
+    """
+    target_sq = _require_target_sq(stats, "this function")
+    gram, cross = stats.gram, stats.cross
+    total = gram[-1, -1].clamp_min(torch.finfo(gram.dtype).tiny)
+    mean_features = gram[:-1, -1] / total
+    mean_targets = cross[-1] / total
+    gram_c = gram[:-1, :-1] - total * torch.outer(mean_features, mean_features)
+    gram_c = 0.5 * (gram_c + gram_c.T)
+    cross_c = cross[:-1] - total * torch.outer(mean_features, mean_targets)
+    target_sq_c = target_sq - total * mean_targets**2
+    return mean_features, mean_targets, gram_c, cross_c, target_sq_c, total
+
+
+def ridge_gcv_scores(stats, alphas, *, per_output=False):
+    """Generalised cross-validation score of the ridge head for every alpha.
+
+    One symmetric eigendecomposition of the centred Gram matrix serves every
+    candidate. With ``G_c = Q diag(s) Q^T``, ``z = Q^T C_c`` (see the intercept
+    elimination in the module notes) and ``f = s / (s + n alpha)``::
+
+        RSS(alpha) = yy_c - sum_i (2 - f_i) z_i**2 / (s_i + n alpha)
+        df(alpha)  = sum_i f_i + 1                  # + 1 for the intercept
+        GCV(alpha) = n RSS(alpha) / (n - df(alpha))**2
+
+    ``RSS`` is ``yy_c - 2 w^T C_c + w^T G_c w`` at the ridge coefficients
+    ``w = Q (z / (s + n alpha))``, i.e. the training residual sum of squares
+    of :func:`solve_head` (``df`` is the trace of its hat matrix). Eigenvalues
+    with ``s + n alpha`` below ``d * eps * max(s)`` count as exactly zero
+    (pseudo-inverse, so ``alpha = 0`` with collinear features gives
+    ``df = rank + 1``). Where ``n <= df`` the score is ``inf``.
+
+    This is GCV, not leave-one-out: :class:`sklearn.linear_model.RidgeCV`
+    with ``cv=None`` minimises the exact leave-one-out error instead, so the
+    two can choose different alphas.
+
+    Parameters
+    ----------
+    stats : RidgeStatistics
+        Must carry ``target_sq``.
+    alphas : sequence of float or torch.Tensor of shape (m,)
+        Per-sample penalties, as for :func:`solve_head`.
+    per_output : bool, default=False
+        Return one score per output, shape (m, k), instead of the sum over
+        outputs, shape (m,). The sum is what one alpha shared by all outputs
+        minimises.
+
+    Returns
+    -------
+    torch.Tensor of shape (m,) or (m, k), float64
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.linspace(0, 1, 8).reshape(-1, 1)
+    >>> y = 2 * x + torch.tensor([0.1, -0.1] * 4).reshape(-1, 1)
+    >>> scores = ridge_gcv_scores(RidgeStatistics.from_batch(x, y), [0.0, 1.0])
+    >>> bool(scores[0] < scores[1])
+    True
+    """
+    alphas = torch.as_tensor(alphas, dtype=ACCUMULATION_DTYPE, device=stats.gram.device)
+    alphas = alphas.reshape(-1)
+    n_outputs = stats.cross.shape[1]
+    shape = (alphas.shape[0], n_outputs)
+    if not (torch.isfinite(stats.gram).all() and torch.isfinite(stats.cross).all()):
+        scores = torch.full(shape, float("nan"), dtype=ACCUMULATION_DTYPE, device=alphas.device)
+        return scores if per_output else scores.sum(dim=1)
+    _, _, gram_c, cross_c, target_sq_c, _ = _centred_statistics(stats)
+    n_rows = stats.count
+    penalty_scale = max(stats.count, 1.0)  # the n multiplying alpha in solve_head
+    eigenvalues, eigenvectors = torch.linalg.eigh(gram_c)
+    eigenvalues = eigenvalues.clamp_min(0.0)  # G_c is PSD; drop roundoff negatives
+    projected_sq = (eigenvectors.T @ cross_c) ** 2  # z_i**2, shape (d, k)
+    tolerance = gram_c.shape[0] * torch.finfo(ACCUMULATION_DTYPE).eps
+    tolerance = tolerance * eigenvalues.max().clamp_min(0.0) if eigenvalues.numel() else 0.0
+    # denominators s_i + n alpha for every (alpha, i): shape (m, d)
+    denominators = eigenvalues[None, :] + penalty_scale * alphas[:, None]
+    keep = denominators > tolerance
+    inverse = torch.where(keep, 1.0 / torch.where(keep, denominators, 1.0), 0.0)
+    shrinkage = eigenvalues[None, :] * inverse  # f_i = s_i / (s_i + n alpha)
+    # RSS = yy_c - sum_i (2 - f_i) z_i^2 / (s_i + n alpha); clamp roundoff below 0
+    explained = ((2.0 - shrinkage) * inverse) @ projected_sq  # (m, k)
+    rss = (target_sq_c[None, :] - explained).clamp_min(0.0)
+    dof = shrinkage.sum(dim=1) + 1.0  # (m,)
+    residual_dof = n_rows - dof
+    valid = residual_dof > 0
+    safe = torch.where(valid, residual_dof, 1.0)
+    scores = torch.where(valid[:, None], n_rows * rss / safe[:, None] ** 2, float("inf"))
+    return scores if per_output else scores.sum(dim=1)
+
+
+def select_alpha(stats, alphas):
+    """The candidate alpha with the smallest GCV score (summed over outputs).
+
+    ``argmin_alpha GCV(alpha)`` with :func:`ridge_gcv_scores`; ties go to the
+    first candidate and NaN scores are never chosen unless all are NaN (then
+    the first candidate is returned).
+
+    Parameters
+    ----------
+    stats : RidgeStatistics
+        Must carry ``target_sq``.
+    alphas : sequence of float or torch.Tensor of shape (m,)
+
+    Returns
+    -------
+    best_alpha : float
+    scores : torch.Tensor of shape (m,), float64
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.linspace(0, 1, 8).reshape(-1, 1)
+    >>> y = 2 * x + torch.tensor([0.1, -0.1] * 4).reshape(-1, 1)
+    >>> best, scores = select_alpha(RidgeStatistics.from_batch(x, y), [10.0, 0.0, 1.0])
+    >>> best, tuple(scores.shape)
+    (0.0, (3,))
+    """
+    alphas = torch.as_tensor(alphas, dtype=ACCUMULATION_DTYPE, device=stats.gram.device)
+    alphas = alphas.reshape(-1)
+    if alphas.numel() == 0:
+        raise ValueError("select_alpha needs at least one candidate alpha.")
+    scores = ridge_gcv_scores(stats, alphas)
+    ranked = torch.nan_to_num(scores, nan=float("inf"))
+    best = int(torch.argmin(ranked)) if torch.isfinite(ranked).any() else 0
+    return float(alphas[best]), scores
+
+
+def head_covariance(stats, alpha, weights=None):
+    """Noise variance and posterior scale matrix of the ridge head.
+
+    Bayesian reading: ``y = aug(phi)^T w + N(0, sigma^2)`` with the Gaussian
+    prior ``w[:d] ~ N(0, sigma^2 / (n alpha) I)`` (flat on the intercept) has
+    posterior mean :func:`solve_head` and covariance ``sigma^2 A^{-1}`` with
+    ``A = G + n alpha D``. The noise variance is estimated per output as::
+
+        RSS   = sum (y - aug(phi)^T w)**2           # from the statistics
+        df    = trace(A^{-1} G)                     # hat-matrix trace, incl. intercept
+        sigma^2 = RSS / (n - df)                    # NaN where n <= df
+
+    ``RSS`` is evaluated on the intercept-eliminated statistics,
+    ``yy_c - 2 w_d^T C_c + w_d^T G_c w_d + t (ybar - b - mu^T w_d)**2``, an
+    exact rewriting of ``y^T y - 2 w^T C + w^T G w`` with less cancellation.
+    ``A^{-1}`` comes from one Cholesky factorisation (:func:`solve_spd`).
+
+    Parameters
+    ----------
+    stats : RidgeStatistics
+        Must carry ``target_sq``.
+    alpha : float
+        Per-sample ridge penalty, as for :func:`solve_head`.
+    weights : torch.Tensor of shape (d + 1, k), default=None
+        Head weights whose residuals define ``RSS``; ``solve_head(stats,
+        alpha)`` when omitted.
+
+    Returns
+    -------
+    noise_variance : torch.Tensor of shape (k,), float64
+    inverse_system : torch.Tensor of shape (d + 1, d + 1), float64
+        ``A^{-1}``, symmetric.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.linspace(0, 1, 6).reshape(-1, 1)
+    >>> y = 3 * x + 1 + torch.tensor([0.1, -0.1] * 3).reshape(-1, 1)
+    >>> variance, inverse = head_covariance(RidgeStatistics.from_batch(x, y), alpha=0.0)
+    >>> tuple(variance.shape), tuple(inverse.shape)
+    ((1,), (2, 2))
+    """
+    _require_target_sq(stats, "head_covariance")
+    if weights is None:
+        weights = solve_head(stats, alpha)
+    weights = weights.detach().to(dtype=ACCUMULATION_DTYPE, device=stats.gram.device)
+    n_rows = max(stats.count, 1.0)
+    n_coefficients = stats.gram.shape[0]
+    system = stats.gram + torch.diag(
+        n_rows * penalty_diagonal(n_coefficients, alpha, device=stats.gram.device)
+    )
+    eye = torch.eye(n_coefficients, dtype=ACCUMULATION_DTYPE, device=stats.gram.device)
+    inverse_system = solve_spd(system, eye)
+    inverse_system = 0.5 * (inverse_system + inverse_system.T)
+    # trace(A^{-1} G) = sum_ij (A^{-1})_ij G_ij for symmetric matrices
+    dof = (inverse_system * stats.gram).sum()
+    mean_features, mean_targets, gram_c, cross_c, target_sq_c, total = _centred_statistics(stats)
+    slopes, intercept = weights[:-1], weights[-1]
+    # sum (r - rbar)^2 + t rbar^2 with residual r = y - phi^T w_d - b
+    mean_residual = mean_targets - intercept - mean_features @ slopes
+    rss = (
+        target_sq_c
+        - 2.0 * (slopes * cross_c).sum(dim=0)
+        + (slopes * (gram_c @ slopes)).sum(dim=0)
+        + total * mean_residual**2
+    ).clamp_min(0.0)
+    residual_dof = stats.count - dof
+    if residual_dof > 0:
+        noise_variance = rss / residual_dof
+    else:
+        noise_variance = torch.full_like(rss, float("nan"))
+    return noise_variance, inverse_system
+
+
+def predictive_std(features, inverse_system, noise_variance):
+    """Predictive standard deviation of the head at new feature rows.
+
+    Gaussian predictive of the Bayesian head (see :func:`head_covariance`)::
+
+        std_k(phi) = sqrt(sigma_k^2 (1 + aug(phi)^T A^{-1} aug(phi)))
+
+    the noise plus the posterior spread of the head weights (the backbone is
+    taken as fixed, so its uncertainty is not included).
+
+    Parameters
+    ----------
+    features : torch.Tensor of shape (n_rows, d)
+    inverse_system : torch.Tensor of shape (d + 1, d + 1)
+        ``A^{-1}`` from :func:`head_covariance`.
+    noise_variance : torch.Tensor of shape (k,)
+
+    Returns
+    -------
+    torch.Tensor of shape (n_rows, k), float64
+
+    Examples
+    --------
+    >>> import torch
+    >>> inverse = torch.zeros(2, 2, dtype=torch.float64)
+    >>> variance = torch.tensor([4.0], dtype=torch.float64)
+    >>> predictive_std(torch.ones(3, 1), inverse, variance).ravel().tolist()
+    [2.0, 2.0, 2.0]
+    """
+    augmented = augment(features.detach()).to(inverse_system.device)
+    inverse_system = inverse_system.to(ACCUMULATION_DTYPE)
+    # leverage h(phi) = aug^T A^{-1} aug, one value per row; clamp roundoff below 0
+    leverage = ((augmented @ inverse_system) * augmented).sum(dim=1).clamp_min(0.0)
+    noise_variance = noise_variance.to(dtype=ACCUMULATION_DTYPE, device=augmented.device)
+    return torch.sqrt(noise_variance[None, :] * (1.0 + leverage[:, None]))
