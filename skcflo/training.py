@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .head import ACCUMULATION_DTYPE, RidgeStatistics, apply_head, solve_head
+from .head import (
+    ACCUMULATION_DTYPE,
+    RidgeStatistics,
+    apply_head,
+    head_covariance,
+    select_alpha,
+    solve_head,
+)
 from .head_updates import FixedWithinEpoch
 
 
@@ -28,7 +35,8 @@ class TrainingOptions:
     momentum: float = 0.9
     batch_size: int = 200
     max_iter: int = 200
-    alpha: float = 1e-4
+    alpha: float | str = 1e-4
+    alphas: tuple = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
     refit_head: bool = True
     learning_rate_schedule: str = "constant"
     power_t: float = 0.5
@@ -49,6 +57,9 @@ class TrainingResult:
     interrupted: bool = False
     validation_scores: list = field(default_factory=list)
     best_validation_score: float | None = None
+    alpha: float | None = None
+    noise_variance: torch.Tensor | None = None
+    inverse_system: torch.Tensor | None = None
 
 
 class TargetScaler:
@@ -210,10 +221,8 @@ def train_cflo(backbone, inputs, targets, head_update, options, generator, valid
     scaled32 = scaled.to(inputs.dtype)
     batch_size = min(options.batch_size, inputs.shape[0])
 
-    def exact_head():
-        return solve_head(collect_statistics(backbone, inputs, scaled, batch_size), options.alpha)
-
-    weights, optimizer = _initial_state(backbone, inputs, scaled, head_update, options, generator)
+    exact = _ExactHead(backbone, inputs, scaled, batch_size, options, head_update)
+    weights, optimizer = _initial_state(backbone, inputs, exact, head_update, options, generator)
     scheduler = make_scheduler(optimizer, options)
     stopper = None if validation is None else _EarlyStopping(validation, scaler, options)
     result = TrainingResult(backbone=backbone, head_weights=None)
@@ -224,7 +233,7 @@ def train_cflo(backbone, inputs, targets, head_update, options, generator, valid
     try:
         for epoch in range(options.max_iter):
             if isinstance(head_update, FixedWithinEpoch) and epoch > 0:
-                weights = exact_head()
+                weights = exact.fit()
             weights, per_output_mse = _run_epoch(
                 backbone,
                 inputs,
@@ -262,28 +271,74 @@ def train_cflo(backbone, inputs, targets, head_update, options, generator, valid
     if stopper is not None and not result.diverged:
         weights = stopper.best.restore(backbone)
         result.best_validation_score = stopper.best_score
+    final_stats = None
     if options.refit_head and not result.diverged:
-        weights = exact_head()
+        final_stats = exact.statistics()
+        weights = exact.fit(final_stats)
         result.diverged = not bool(torch.isfinite(weights).all())
     if result.diverged:
-        weights = _recover(backbone, checkpoints, exact_head, result)
-    result.head_weights = scaler.weights_to_raw(weights.detach().to(ACCUMULATION_DTYPE))
+        weights, final_stats = _recover(backbone, checkpoints, exact, result)
+    weights = weights.detach().to(ACCUMULATION_DTYPE)
+    if final_stats is None:
+        final_stats = exact.statistics()
+    _store_posterior(result, final_stats, exact.alpha, weights, scaler)
+    if stopper is not None:
+        # Held-out residuals estimate the noise without the optimism of training
+        # residuals, whose features were fitted to those very targets.
+        noise = stopper.residual_variance(backbone, weights)
+        result.noise_variance = noise * scaler.scale.to(noise) ** 2
+    result.head_weights = scaler.weights_to_raw(weights)
     return result
 
 
-def _initial_state(backbone, inputs, scaled, head_update, options, generator):
+class _ExactHead:
+    """Exact ridge heads on all training data, choosing ``alpha`` by GCV when 'auto'.
+
+    The chosen penalty is handed to the per-batch strategy, so proximal and
+    accumulate steps use the penalty of the latest exact fit.
+    """
+
+    def __init__(self, backbone, inputs, targets, batch_size, options, head_update):
+        self.backbone, self.inputs, self.targets = backbone, inputs, targets
+        self.batch_size = batch_size
+        self.auto = options.alpha == "auto"
+        self.candidates = options.alphas
+        self.alpha = None if self.auto else options.alpha
+        self.head_update = head_update
+
+    def statistics(self):
+        return collect_statistics(self.backbone, self.inputs, self.targets, self.batch_size)
+
+    def fit(self, stats=None):
+        stats = self.statistics() if stats is None else stats
+        if self.auto and torch.isfinite(stats.gram).all():
+            self.alpha, _ = select_alpha(stats, self.candidates)
+            if hasattr(self.head_update, "alpha"):
+                self.head_update.alpha = self.alpha
+        return solve_head(stats, self.alpha)
+
+
+def _store_posterior(result, stats, alpha, weights, scaler):
+    """Noise variance (in the units of y) and the inverse ridge system of the head."""
+    noise_variance, inverse_system = head_covariance(stats, alpha, weights)
+    result.alpha = float(alpha)
+    result.noise_variance = noise_variance * scaler.scale.to(noise_variance) ** 2
+    result.inverse_system = inverse_system
+
+
+def _initial_state(backbone, inputs, exact, head_update, options, generator):
     """Initial head (exact, or random for the gradient baseline) and optimiser."""
-    batch_size = min(options.batch_size, inputs.shape[0])
-    stats = collect_statistics(backbone, inputs, scaled, batch_size)
+    stats = exact.statistics()
     if not torch.isfinite(stats.gram).all():
         raise ValueError("The backbone returned NaN or infinite features on the training data.")
     parameters = [p for p in backbone.parameters() if p.requires_grad]
     if head_update is None:
         n_features = stats.gram.shape[0] - 1
-        weights = _initial_gradient_head(n_features, scaled.shape[1], generator, inputs.device)
+        weights = _initial_gradient_head(n_features, stats.cross.shape[1], generator, inputs.device)
         parameters.append(weights)
+        exact.fit(stats)  # chooses the penalty of the final refit's starting point
     else:
-        weights = solve_head(stats, options.alpha)
+        weights = exact.fit(stats)
         head_update.start(stats)
     if not parameters:
         return weights, None
@@ -291,20 +346,22 @@ def _initial_state(backbone, inputs, scaled, head_update, options, generator):
     return weights, optimizer
 
 
-def _recover(backbone, checkpoints, exact_head, result):
-    """Restore the newest checkpoint whose exact head is finite; return that head.
+def _recover(backbone, checkpoints, exact, result):
+    """Restore the newest checkpoint whose exact head is finite.
 
-    The initial checkpoint always qualifies (its features were checked).
+    Returns that head and its statistics. The initial checkpoint always
+    qualifies (its features were checked).
     """
     for checkpoint in reversed(checkpoints):
         checkpoint.restore(backbone)
-        weights = exact_head()
+        stats = exact.statistics()
+        weights = exact.fit(stats)
         if torch.isfinite(weights).all():
             break
     result.n_iter = checkpoint.epoch
     del result.loss_curve[checkpoint.epoch :]
     del result.validation_scores[checkpoint.epoch :]
-    return weights
+    return weights, stats
 
 
 class _EarlyStopping:
@@ -320,9 +377,16 @@ class _EarlyStopping:
         self.best_score = -math.inf
         self.stale_epochs = 0
 
-    def update(self, backbone, weights, checkpoint):
+    def residuals(self, backbone, weights):
         features = compute_features(backbone, self.inputs, max(self.batch_size, 1024))
-        residual = apply_head(features.to(ACCUMULATION_DTYPE), weights) - self.targets
+        return apply_head(features.to(ACCUMULATION_DTYPE), weights) - self.targets
+
+    def residual_variance(self, backbone, weights):
+        """Mean squared validation residual per output (standardised units)."""
+        return self.residuals(backbone, weights).pow(2).mean(dim=0)
+
+    def update(self, backbone, weights, checkpoint):
+        residual = self.residuals(backbone, weights)
         centred = self.targets - self.targets.mean(dim=0)
         # R² per output, averaged (scikit-learn's uniform average); targets are
         # standardised, which leaves R² unchanged.

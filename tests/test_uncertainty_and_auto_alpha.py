@@ -1,0 +1,94 @@
+"""Predictive uncertainty from the head's posterior, and alpha='auto' by GCV."""
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from sklearn.datasets import make_friedman1
+from sklearn.linear_model import LinearRegression
+from sklearn.preprocessing import StandardScaler
+
+from skcflo import CFLORegressor, MLPBackbone
+from skcflo.head import RidgeStatistics, select_alpha
+from skcflo.training import TrainingOptions
+
+
+def _friedman(n_samples, noise, seed):
+    X, y = make_friedman1(n_samples=n_samples, noise=noise, random_state=seed)
+    return X, y
+
+
+def test_return_std_shapes_follow_the_predictions():
+    X, y = _friedman(200, 1.0, 0)
+    single = CFLORegressor(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y)
+    mean, std = single.predict(X[:5], return_std=True)
+    assert mean.shape == std.shape == (5,)
+    assert np.all(std > 0)
+    assert_allclose(mean, single.predict(X[:5]))
+    Y = np.column_stack([y, 2 * y])
+    multi = CFLORegressor(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, Y)
+    mean, std = multi.predict(X[:5], return_std=True)
+    assert mean.shape == std.shape == (5, 2)
+    assert multi.noise_variance_.shape == (2,)
+
+
+def test_noise_variance_of_a_plain_least_squares_head_is_the_unbiased_residual_variance():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = X @ [1.0, -2.0, 0.5, 3.0] + rng.normal(scale=0.7, size=300)
+    model = CFLORegressor(backbone=MLPBackbone(hidden_layer_sizes=()), alpha=0.0, max_iter=1)
+    model.fit(X, y)
+    X32 = X.astype(np.float32).astype(np.float64)  # what the network sees
+    residual = y - LinearRegression().fit(X32, y).predict(X32)
+    assert model.noise_variance_ == pytest.approx(residual @ residual / (300 - 5), rel=1e-6)
+
+
+def test_ninety_percent_interval_covers_about_ninety_percent_of_held_out_targets():
+    # Known noise (sd 1). Early stopping estimates the noise on held-out rows;
+    # measured coverage 0.89-0.92 over data seeds 0-1 and noise sd 0.5 / 2.
+    X, y = _friedman(2000, 1.0, 0)
+    X_test, y_test = _friedman(4000, 1.0, 1)
+    scaler = StandardScaler().fit(X)
+    model = CFLORegressor(hidden_layer_sizes=(32,), early_stopping=True, random_state=0)
+    model.fit(scaler.transform(X), y)
+    mean, std = model.predict(scaler.transform(X_test), return_std=True)
+    coverage = np.mean(np.abs(y_test - mean) <= 1.6449 * std)
+    assert 0.85 <= coverage <= 0.95
+    assert 0.8 <= np.sqrt(model.noise_variance_) <= 1.3
+
+
+def test_alpha_auto_picks_the_gcv_minimiser_on_the_final_features():
+    X, y = _friedman(400, 1.0, 0)
+    model = CFLORegressor(hidden_layer_sizes=(16,), alpha="auto", max_iter=5, random_state=0)
+    model.fit(StandardScaler().fit_transform(X), y)
+    assert model.alpha_ in TrainingOptions.alphas
+    with torch.no_grad():
+        features = model.backbone_(
+            torch.as_tensor(StandardScaler().fit_transform(X), dtype=torch.float32)
+        )
+    targets = torch.as_tensor((y - y.mean()) / y.std()).reshape(-1, 1)
+    best, _ = select_alpha(RidgeStatistics.from_batch(features, targets), TrainingOptions.alphas)
+    assert model.alpha_ == best
+
+
+def test_alpha_auto_respects_the_candidates():
+    X, y = _friedman(200, 1.0, 0)
+    model = CFLORegressor(
+        hidden_layer_sizes=(8,), alpha="auto", alphas=[0.5], max_iter=2, random_state=0
+    ).fit(X, y)
+    assert model.alpha_ == 0.5
+    fixed = CFLORegressor(hidden_layer_sizes=(8,), alpha=0.5, max_iter=2, random_state=0)
+    assert_allclose(model.predict(X), fixed.fit(X, y).predict(X))
+
+
+@pytest.mark.parametrize("alphas", [[], [-1.0], [np.nan]])
+def test_invalid_candidate_alphas_are_rejected(alphas):
+    X, y = _friedman(50, 1.0, 0)
+    with pytest.raises(ValueError, match="alphas must be non-negative finite"):
+        CFLORegressor(alpha="auto", alphas=alphas, max_iter=1).fit(X, y)
+
+
+def test_fixed_alpha_is_reported_as_alpha_():
+    X, y = _friedman(100, 1.0, 0)
+    model = CFLORegressor(hidden_layer_sizes=(8,), alpha=0.3, max_iter=1).fit(X, y)
+    assert model.alpha_ == 0.3
