@@ -1,0 +1,89 @@
+"""Calibration of ``predict(return_std=True)`` and the effect of ``alpha='auto'``.
+
+Friedman #1 with known Gaussian noise; inputs standardised. For each noise
+level and seed, the share of held-out targets inside the central interval
+``mean ± z * std`` is printed for nominal levels 50%, 80%, 90% and 95%, with
+the noise estimated on the training residuals (default) or on the early-stopping
+validation split. A second table compares ``alpha=0.1`` (the default) with
+``alpha='auto'`` (GCV) on test MSE.
+
+Run::
+
+    python benchmarks/bench_uncertainty.py            # 3 seeds, about 2 minutes
+    python benchmarks/bench_uncertainty.py --seeds 1  # quicker
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+
+import numpy as np
+import sklearn
+import torch
+from scipy.stats import norm
+from sklearn.datasets import make_friedman1
+from sklearn.preprocessing import StandardScaler
+
+from skcflo import CFLORegressor
+
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+NOISES = (0.5, 1.0, 2.0)
+
+
+def _data(noise, seed, n_train=3000, n_test=5000):
+    X, y = make_friedman1(n_samples=n_train, noise=noise, random_state=seed)
+    X_test, y_test = make_friedman1(n_samples=n_test, noise=noise, random_state=seed + 1000)
+    scaler = StandardScaler().fit(X)
+    return scaler.transform(X), y, scaler.transform(X_test), y_test
+
+
+def coverage(model, X_test, y_test):
+    mean, std = model.predict(X_test, return_std=True)
+    return [np.mean(np.abs(y_test - mean) <= norm.ppf(0.5 + level / 2) * std) for level in LEVELS]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    print(f"# command: python {' '.join(sys.argv)}")
+    print(f"# date: {datetime.datetime.now().isoformat(timespec='seconds')}")
+    print(
+        f"# machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads 1, "
+        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}"
+    )
+    print("# Friedman #1, 3000 training / 5000 test rows; coverage = mean over seeds\n")
+    header = " ".join(f"{int(level * 100):>5}%" for level in LEVELS)
+    print(f"{'noise sd':>8} {'noise estimated on':<26} {header} {'est. sd':>8}")
+    mse_rows = []
+    for noise in NOISES:
+        for label, params in (
+            ("training residuals", {}),
+            ("validation (early stop)", {"early_stopping": True}),
+        ):
+            covered, sds = [], []
+            for seed in range(args.seeds):
+                X, y, X_test, y_test = _data(noise, seed)
+                model = CFLORegressor(random_state=seed, **params).fit(X, y)
+                covered.append(coverage(model, X_test, y_test))
+                sds.append(np.sqrt(model.noise_variance_))
+            row = " ".join(f"{value:>6.3f}" for value in np.mean(covered, axis=0))
+            print(f"{noise:>8} {label:<26} {row} {np.mean(sds):>8.3f}", flush=True)
+        for alpha in (0.1, "auto"):
+            errors, chosen = [], []
+            for seed in range(args.seeds):
+                X, y, X_test, y_test = _data(noise, seed)
+                model = CFLORegressor(alpha=alpha, random_state=seed).fit(X, y)
+                errors.append(np.mean((model.predict(X_test) - y_test) ** 2))
+                chosen.append(model.alpha_)
+            mse_rows.append((noise, alpha, np.mean(errors), np.median(chosen)))
+    print(f"\n{'noise sd':>8} {'alpha':<6} {'test MSE':>9} {'median alpha_':>14}")
+    for noise, alpha, error, chosen in mse_rows:
+        print(f"{noise:>8} {alpha!s:<6} {error:>9.3f} {chosen:>14.4g}")
+
+
+if __name__ == "__main__":
+    main()
