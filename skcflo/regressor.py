@@ -1,5 +1,6 @@
 """CFLORegressor: a torch backbone trained against a closed-form ridge head."""
 
+import copy
 import warnings
 from numbers import Integral, Real
 
@@ -24,9 +25,11 @@ from ._base import (
 from .backbones import ACTIVATIONS, MLPBackbone
 from .head import apply_head, predictive_std
 from .head_updates import HEAD_UPDATES, make_head_update
+from .streaming import start_stream, stream_head, train_chunk
 from .training import (
     LEARNING_RATE_SCHEDULES,
     TrainingOptions,
+    TrainingResult,
     check_features,
     compute_features,
     train_cflo,
@@ -112,6 +115,9 @@ default='proximal'
         after every epoch, stop when it has not improved by ``tol`` for
         ``n_iter_no_change`` epochs, and restore the best backbone and head
         (the head is then refitted on the training part).
+    warm_start : bool, default=False
+        Start ``fit`` from the previously fitted backbone instead of a fresh
+        initialisation; ``n_iter_`` and ``loss_curve_`` continue.
     validation_fraction : float, default=0.1
         Share of the data held out for early stopping.
     n_iter_no_change : int, default=10
@@ -197,6 +203,7 @@ default='proximal'
         "learning_rate": [StrOptions(set(LEARNING_RATE_SCHEDULES))],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
+        "warm_start": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -223,6 +230,7 @@ default='proximal'
         refit_head=True,
         backbone=None,
         early_stopping=False,
+        warm_start=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -247,6 +255,7 @@ default='proximal'
         self.refit_head = refit_head
         self.backbone = backbone
         self.early_stopping = early_stopping
+        self.warm_start = warm_start
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
@@ -270,23 +279,12 @@ default='proximal'
         self : CFLORegressor
             The fitted estimator.
         """
+        previous = dict(self.__dict__) if self.warm_start else {}
         with rollback_on_failure(self):
-            X, y = validate_data(
-                self,
-                X,
-                y,
-                # float32 is what the network computes in; validating to it catches
-                # finite float64 values that would overflow to inf.
-                dtype=np.float32,
-                multi_output=True,
-                y_numeric=True,
-                ensure_min_samples=2,
-            )
+            X, y = self._validated_training_data(X, y, reset=True)
             device = resolve_device(self.device)
             seed = draw_seed(self.random_state)
-            backbone = build_seeded_backbone(
-                self._backbone_spec(), self.n_features_in_, seed, device
-            )
+            backbone = self._initial_backbone(previous, seed, device)
             train, validation = self._split_validation(len(X), seed)
             Y = y.reshape(len(y), -1)
             inputs = as_tensor(X[train], device)
@@ -296,9 +294,7 @@ default='proximal'
                 backbone,
                 inputs,
                 targets,
-                make_head_update(
-                    self.head_update, self.alpha, self.proximal_lambda, self.forgetting_factor
-                ),
+                self._head_update(),
                 self._training_options(len(train)),
                 make_generator(seed),
                 validation=None
@@ -308,8 +304,127 @@ default='proximal'
                     as_tensor(Y[validation], device, dtype=torch.float64),
                 ),
             )
+            if "backbone_" in previous:
+                result.loss_curve[:0] = previous["loss_curve_"]
+                result.n_iter += previous["n_iter_"]
             self._store_result(result, y.ndim)
         return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """Train one epoch on a chunk of data, carrying the head's statistics over.
+
+        For data that never fits in memory at once: call it once per chunk,
+        as many passes over the chunks as wanted. Each call runs one epoch on
+        its chunk; the head is then solved on the ridge statistics of all
+        chunks so far, past chunks down-weighted by ``forgetting_factor`` per
+        call (their features were computed by an older backbone). The first
+        call fixes the target scaling and, unless the estimator is already
+        fitted, initialises the backbone; ``fit`` starts afresh.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+
+        Returns
+        -------
+        self : CFLORegressor
+        """
+        first_call = "_stream" not in self.__dict__
+        with rollback_on_failure(self):
+            if self.head_update == "gradient":
+                raise ValueError("partial_fit needs a closed-form head_update, not 'gradient'.")
+            X, y = self._validated_training_data(X, y, reset=first_call and not self._is_fitted())
+            device = resolve_device(self.device)
+            inputs = as_tensor(X, device)
+            targets = as_tensor(y.reshape(len(y), -1), device, dtype=torch.float64)
+            options = self._training_options(len(X))
+            if first_call:
+                self._stream = self._start_stream(inputs, targets, device, options)
+            backbone, state = self._stream
+            saved = copy.deepcopy(backbone.state_dict())
+            loss = train_chunk(
+                backbone,
+                state,
+                inputs,
+                targets,
+                self._head_update(),
+                options,
+                self.forgetting_factor,
+            )
+            if loss is None:
+                backbone.load_state_dict(saved)
+                raise ValueError(
+                    "Training diverged on this chunk (non-finite loss); the previous state "
+                    "is kept. Lower learning_rate_init."
+                )
+            # On a GPU the stream keeps training its module: store a CPU copy.
+            fitted = backbone if device.type == "cpu" else copy.deepcopy(backbone)
+            self._store_stream(fitted, state, loss, y.ndim)
+        return self
+
+    def _is_fitted(self):
+        return "backbone_" in self.__dict__
+
+    def _validated_training_data(self, X, y, reset):
+        n_features = self.__dict__.get("n_features_in_")
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            # float32 is what the network computes in; validating to it catches
+            # finite float64 values that would overflow to inf.
+            dtype=np.float32,
+            multi_output=True,
+            y_numeric=True,
+            ensure_min_samples=2,
+        )
+        if self.warm_start and self._is_fitted() and n_features != self.n_features_in_:
+            raise ValueError(
+                f"warm_start needs the {n_features} features of the previous fit; "
+                f"X has {self.n_features_in_}."
+            )
+        return X, y
+
+    def _initial_backbone(self, previous, seed, device):
+        if "backbone_" in previous:
+            return copy.deepcopy(previous["backbone_"]).to(device)
+        return build_seeded_backbone(self._backbone_spec(), self.n_features_in_, seed, device)
+
+    def _head_update(self):
+        return make_head_update(
+            self.head_update, self.alpha, self.proximal_lambda, self.forgetting_factor
+        )
+
+    def _start_stream(self, inputs, targets, device, options):
+        seed = draw_seed(self.random_state)
+        if self._is_fitted():
+            backbone = copy.deepcopy(self.backbone_).to(device)
+        else:
+            backbone = build_seeded_backbone(
+                self._backbone_spec(), self.n_features_in_, seed, device
+            )
+        _probe_backbone(backbone, inputs)
+        state = start_stream(backbone, inputs, targets, options, make_generator(seed))
+        return backbone, state
+
+    def _store_stream(self, backbone, state, loss, y_ndim):
+        weights, noise_variance, inverse_system = stream_head(state)
+        previous_curve = self.__dict__.get("loss_curve_", []) if state.n_chunks > 1 else []
+        result = TrainingResult(
+            backbone=backbone,
+            head_weights=weights,
+            loss_curve=[*previous_curve, loss],
+            n_iter=len(previous_curve) + 1,
+            alpha=float(state.alpha),
+            noise_variance=noise_variance,
+            inverse_system=inverse_system,
+        )
+        stream = self._stream
+        self._store_result(result, y_ndim)
+        self._stream = stream
 
     def predict(self, X, return_std=False):
         """Predict with the trained backbone and head.
@@ -409,6 +524,7 @@ default='proximal'
                 stacklevel=3,
             )
         weights = result.head_weights.cpu().numpy()
+        self.__dict__.pop("_stream", None)  # a fit starts any later stream afresh
         self.backbone_ = result.backbone.cpu().eval()
         self.n_outputs_ = weights.shape[1]
         self.n_iter_ = result.n_iter
