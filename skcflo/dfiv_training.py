@@ -17,6 +17,8 @@ half; the heads are then solved on those batches, pulled toward their previous
 values when ``proximal_lambda > 0`` (the CFLO paper's proximal variant).
 """
 
+import copy
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -24,7 +26,7 @@ from torch import nn
 
 from .dfiv import fit_stage1, fit_stage2, predict_stage1, stage2_design
 from .head import ACCUMULATION_DTYPE, RidgeStatistics, apply_head, solve_head
-from .training import compute_features, make_optimizer
+from .training import compute_features, make_optimizer, progress_bar
 
 
 @dataclass
@@ -80,6 +82,8 @@ class DFIVResult:
     stage2_weights: torch.Tensor
     loss_curve: list = field(default_factory=list)
     n_iter: int = 0
+    diverged: bool = False
+    interrupted: bool = False
 
 
 def _covariate_features(networks, sample):
@@ -110,22 +114,49 @@ class DFIVTrainer:
         self.stage2_weights = None
 
     def fit(self, first, second):
-        """Train on the stage-1 half ``first`` and the stage-2 half ``second``."""
+        """Train on the stage-1 half ``first`` and the stage-2 half ``second``.
+
+        A non-finite loss (divergence) or Ctrl-C ends training at the last
+        completed epoch, whose networks are restored; the result says which.
+        """
         result = DFIVResult(None, None)
-        for epoch in range(self.options.max_iter):
-            losses = [self._step(a, b) for a, b in self._batch_pairs(first, second)]
-            loss = float(sum(losses) / len(losses))
-            if not torch.isfinite(torch.tensor(loss)):
-                raise FloatingPointError(f"DFIV training diverged in epoch {epoch + 1}.")
-            result.loss_curve.append(loss)
-            result.n_iter = epoch + 1
-            if self.options.verbose:
-                print(f"Iteration {epoch + 1}, stage-2 loss = {loss:.8f}")
+        last_good = self._snapshot()
+        bar = progress_bar(self.options.max_iter, self.options.verbose)
+        try:
+            for epoch in range(self.options.max_iter):
+                losses = [self._step(a, b) for a, b in self._batch_pairs(first, second)]
+                loss = float(sum(losses) / len(losses))
+                if not math.isfinite(loss):
+                    result.diverged = True
+                    self._restore(last_good)
+                    break
+                result.loss_curve.append(loss)
+                result.n_iter = epoch + 1
+                last_good = self._snapshot()
+                bar.set_postfix({"stage-2 loss": f"{loss:.4g}"}, refresh=False)
+                bar.update()
+        except KeyboardInterrupt:
+            result.interrupted = True
+            self._restore(last_good)
+        finally:
+            bar.close()
         heads = (self.stage1_weights, self.stage2_weights)
-        if self.options.refit_head or any(head is None for head in heads):
+        stopped_early = result.diverged or result.interrupted
+        if self.options.refit_head or stopped_early or any(head is None for head in heads):
             heads = self.refit(first, second)
         result.stage1_weights, result.stage2_weights = (head.detach() for head in heads)
         return result
+
+    def _snapshot(self):
+        return {
+            name: copy.deepcopy(module.state_dict())
+            for name, module in vars(self.networks).items()
+            if module is not None
+        }
+
+    def _restore(self, snapshot):
+        for name, state in snapshot.items():
+            getattr(self.networks, name).load_state_dict(state)
 
     def _batch_pairs(self, first, second):
         size = self.options.batch_size

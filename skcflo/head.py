@@ -101,7 +101,9 @@ def solve_spd(matrix, rhs):
     if not torch.isfinite(matrix).all():
         # A diverged backbone: report it as NaN for the training loop's guard
         # instead of failing inside LAPACK.
-        return torch.full_like(rhs, float("nan"))
+        # (``rhs * nan`` rather than a fresh tensor keeps the result in the graph, so a
+        # caller's backward pass still runs and the divergence shows as a NaN loss.)
+        return rhs * float("nan")
     factor, info = torch.linalg.cholesky_ex(matrix)
     if int(info) == 0:
         return torch.cholesky_solve(rhs, factor)

@@ -1,10 +1,12 @@
 """DFIVRegressor: deep-feature instrumental-variable regression with closed-form heads."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import validate_data
@@ -90,6 +92,7 @@ None, spec, nn.Module or callable, default=None
     random_state : int, RandomState instance or None, default=None
         Seeds the sample split, network initialisation and batch order.
     verbose : bool, default=False
+        Show a progress bar (epochs and stage-2 loss) in the terminal or notebook.
 
     Attributes
     ----------
@@ -422,6 +425,19 @@ None, spec, nn.Module or callable, default=None
         )
 
     def _store(self, networks, result, scaler, mask, y_ndim):
+        if result.diverged:
+            warnings.warn(
+                "DFIV training diverged (non-finite loss); the model keeps the networks of "
+                f"epoch {result.n_iter} with exact heads. Lower learning_rate_init.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if result.interrupted:
+            warnings.warn(
+                f"Training interrupted; the model keeps the state after epoch {result.n_iter}.",
+                UserWarning,
+                stacklevel=3,
+            )
         self.treatment_backbone_ = networks.treatment.cpu().eval()
         self.instrument_backbone_ = networks.instrument.cpu().eval()
         self.covariate_backbone_ = (

@@ -373,3 +373,55 @@ def test_image_treatment_takes_a_convolutional_treatment_network():
     assert isinstance(model.treatment_backbone_[1][1], nn.Conv2d)
     assert conv[1].weight.grad is None  # the user's module was copied, not trained
     assert np.all(np.isfinite(model.predict(data.X[:5])))
+
+
+# -- progress, Ctrl-C, divergence ----------------------------------------------------------
+
+
+def test_verbose_shows_a_progress_bar(small_demand, capsys):
+    DFIVRegressor([1, 2], verbose=True, **TINY).fit(
+        small_demand.X, small_demand.y, Z=small_demand.Z
+    )
+    err = capsys.readouterr().err
+    assert "2/2" in err and "stage-2 loss=" in err
+
+
+class _InterruptingTreatment(torch.nn.Module):
+    """Raises KeyboardInterrupt on the n-th forward pass in training mode."""
+
+    def __init__(self, interrupt_at):
+        super().__init__()
+        self.layer = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.ReLU())
+        self.interrupt_at, self.calls = interrupt_at, 0
+
+    def forward(self, inputs):
+        if self.training:
+            self.calls += 1
+            if self.calls == self.interrupt_at:
+                raise KeyboardInterrupt
+        return self.layer(inputs)
+
+
+def test_ctrl_c_keeps_the_last_completed_epoch(small_demand):
+    data = small_demand
+    torch.manual_seed(0)
+    net = _InterruptingTreatment(interrupt_at=5)  # stage2_iter=3: stops in epoch 2
+    params = {**TINY, "max_iter": 4, "stage2_iter": 3, "treatment_backbone": net}
+    with pytest.warns(UserWarning, match="interrupted; the model keeps the state after epoch 1"):
+        interrupted = DFIVRegressor([1, 2], **params).fit(data.X, data.y, Z=data.Z)
+    assert interrupted.n_iter_ == 1
+    net.interrupt_at = -1
+    reference = DFIVRegressor([1, 2], **{**params, "max_iter": 1}).fit(data.X, data.y, Z=data.Z)
+    assert_allclose(interrupted.predict(data.X), reference.predict(data.X))
+
+
+def test_divergence_warns_and_keeps_a_finite_model(small_demand):
+    data = small_demand
+    # A linear treatment network cannot saturate: a huge step overflows its features.
+    linear = MLPBackbone(hidden_layer_sizes=(), output_size=4)
+    params = {**TINY, "max_iter": 5, "treatment_backbone": linear}
+    model = DFIVRegressor([1, 2], **{**params, "solver": "sgd", "learning_rate_init": 1e38})
+    with pytest.warns(Warning, match="diverged"):
+        model.fit(data.X, data.y, Z=data.Z)
+    assert model.n_iter_ < params["max_iter"]
+    assert np.all(np.isfinite(model.predict(data.X)))

@@ -47,7 +47,8 @@ def test_early_stopping_restores_the_best_backbone(friedman, stopped):
         early_stopping=True, n_iter_no_change=1000, max_iter=best_epoch, **SMALL
     ).fit(*friedman)
     for restored, reference in zip(
-        stopped.backbone_.state_dict().values(), short.backbone_.state_dict().values(),
+        stopped.backbone_.state_dict().values(),
+        short.backbone_.state_dict().values(),
         strict=True,
     ):
         assert torch.equal(restored, reference)
