@@ -26,7 +26,13 @@ from torch import nn
 
 from .dfiv import fit_stage1, fit_stage2, predict_stage1, stage2_design
 from .head import ACCUMULATION_DTYPE, RidgeStatistics, apply_head, solve_head
-from .training import compute_features, make_optimizer, progress_bar
+from .training import (
+    compute_features,
+    make_optimizer,
+    make_scheduler,
+    progress_bar,
+    step_scheduler,
+)
 
 
 @dataclass
@@ -73,6 +79,10 @@ class DFIVOptions:
     solver: str = "adam"
     learning_rate: float = 1e-3
     refit_head: bool = True
+    learning_rate_schedule: str = "constant"
+    power_t: float = 0.5
+    tol: float = 1e-4
+    n_iter_no_change: int = 3
     verbose: bool = False
 
 
@@ -84,6 +94,8 @@ class DFIVResult:
     n_iter: int = 0
     diverged: bool = False
     interrupted: bool = False
+    validation_scores: list = field(default_factory=list)
+    best_validation_score: float | None = None
 
 
 def _covariate_features(networks, sample):
@@ -113,14 +125,19 @@ class DFIVTrainer:
         self.stage1_weights = None
         self.stage2_weights = None
 
-    def fit(self, first, second):
+    def fit(self, first, second, validation=None):
         """Train on the stage-1 half ``first`` and the stage-2 half ``second``.
 
         A non-finite loss (divergence) or Ctrl-C ends training at the last
         completed epoch, whose networks are restored; the result says which.
+        With a ``validation`` sample, training stops once the held-out stage-2
+        loss (the IV criterion) has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and the best networks are restored.
         """
         result = DFIVResult(None, None)
         last_good = self._snapshot()
+        best, stale_epochs = None, 0
+        schedulers = [make_scheduler(o, self.options) for o in self.optimizers.values()]
         bar = progress_bar(self.options.max_iter, self.options.verbose)
         try:
             for epoch in range(self.options.max_iter):
@@ -133,13 +150,32 @@ class DFIVTrainer:
                 result.loss_curve.append(loss)
                 result.n_iter = epoch + 1
                 last_good = self._snapshot()
-                bar.set_postfix({"stage-2 loss": f"{loss:.4g}"}, refresh=False)
+                for scheduler in schedulers:
+                    step_scheduler(scheduler, loss)
+                postfix = {"stage-2 loss": f"{loss:.4g}"}
+                if validation is not None:
+                    score = -self.held_out_stage2_loss(first, second, validation)
+                    result.validation_scores.append(score)
+                    postfix["val IV loss"] = f"{-score:.4g}"
+                    stale_epochs = (
+                        0
+                        if best is None or score > best[0] + self.options.tol
+                        else (stale_epochs + 1)
+                    )
+                    if best is None or score > best[0]:
+                        best = (score, last_good)
+                bar.set_postfix(postfix, refresh=False)
                 bar.update()
+                if validation is not None and stale_epochs >= self.options.n_iter_no_change:
+                    break
         except KeyboardInterrupt:
             result.interrupted = True
             self._restore(last_good)
         finally:
             bar.close()
+        if best is not None and not (result.diverged or result.interrupted):
+            result.best_validation_score = best[0]
+            self._restore(best[1])
         heads = (self.stage1_weights, self.stage2_weights)
         stopped_early = result.diverged or result.interrupted
         if self.options.refit_head or stopped_early or any(head is None for head in heads):
@@ -266,6 +302,18 @@ class DFIVTrainer:
         if lam > 0 and previous is not None and previous.shape == stats.cross.shape:
             return solve_head(stats, alpha, lam, previous=previous)
         return solve_head(stats, alpha)
+
+    @torch.no_grad()
+    def held_out_stage2_loss(self, first, second, validation):
+        """Stage-2 loss on held-out rows with exact heads of the current networks."""
+        stage1, stage2 = self.refit(first, second)
+        nets = self.networks
+        instrument = compute_features(nets.instrument, validation.instrument, 4096)
+        covariate = None
+        if nets.covariate is not None:
+            covariate = compute_features(nets.covariate, validation.covariate, 4096).double()
+        design = stage2_design(predict_stage1(instrument, stage1), covariate)
+        return float(_mse(apply_head(design, stage2) - validation.outcome))
 
     @torch.no_grad()
     def refit(self, first, second):

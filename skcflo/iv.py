@@ -25,7 +25,12 @@ from ._base import (
 from .backbones import MLPBackbone, Standardize
 from .dfiv import predict_stage1, structural_prediction
 from .dfiv_training import DFIVNetworks, DFIVOptions, DFIVSample, DFIVTrainer
-from .training import TargetScaler, check_features, compute_features
+from .training import (
+    LEARNING_RATE_SCHEDULES,
+    TargetScaler,
+    check_features,
+    compute_features,
+)
 
 _BACKBONE_CONSTRAINT = [None, HasMethods(["build_module"]), nn.Module, callable]
 _CHUNK = 4096
@@ -86,8 +91,24 @@ None, spec, nn.Module or callable, default=None
         the proximal running heads: no pass over the whole data is needed).
     solver : {'adam', 'sgd'}, default='adam'
         Optimiser of the three networks.
+    learning_rate : {'constant', 'cosine', 'step', 'invscaling', 'adaptive'}, \
+default='constant'
+        Per-epoch learning-rate schedule, as in :class:`CFLORegressor`.
     learning_rate_init : float, default=1e-2
         Learning rate of the three networks' optimiser.
+    power_t : float, default=0.5
+        Exponent of the 'invscaling' schedule.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows, compute the held-out
+        stage-2 loss (the IV criterion, not the outcome MSE) after every
+        epoch, stop when it has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and restore the best networks.
+    validation_fraction : float, default=0.1
+        Share of the rows held out for early stopping.
+    n_iter_no_change : int, default=3
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-4
+        Least improvement of the held-out loss that counts.
     device : str or torch.device, default='auto'
     random_state : int, RandomState instance or None, default=None
         Seeds the sample split, network initialisation and batch order.
@@ -106,6 +127,10 @@ None, spec, nn.Module or callable, default=None
     n_iter_ : int
     loss_curve_ : list of float
         Stage-2 training loss of each epoch (standardised outcome units).
+    validation_scores_ : list of float or None
+        Negative held-out stage-2 loss after each epoch (``early_stopping``).
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``; the networks are from that epoch.
     treatment_backbone_, instrument_backbone_, covariate_backbone_ : nn.Module
         Trained networks on the CPU (``covariate_backbone_`` is None without
         covariates); each includes its input standardisation.
@@ -137,6 +162,12 @@ None, spec, nn.Module or callable, default=None
         "batch_size": [StrOptions({"full"}), Interval(Integral, 1, None, closed="left")],
         "proximal_lambda": [Interval(Real, 0, None, closed="left")],
         "refit_head": ["boolean"],
+        "learning_rate": [StrOptions(set(LEARNING_RATE_SCHEDULES))],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
         "solver": [StrOptions({"adam", "sgd"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "device": [str, torch.device],
@@ -162,7 +193,13 @@ None, spec, nn.Module or callable, default=None
         proximal_lambda=1.0,
         refit_head=True,
         solver="adam",
+        learning_rate="constant",
         learning_rate_init=1e-2,
+        power_t=0.5,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=3,
+        tol=1e-4,
         device="auto",
         random_state=None,
         verbose=False,
@@ -182,7 +219,13 @@ None, spec, nn.Module or callable, default=None
         self.proximal_lambda = proximal_lambda
         self.refit_head = refit_head
         self.solver = solver
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -220,10 +263,10 @@ None, spec, nn.Module or callable, default=None
             device = resolve_device(self.device)
             seed = draw_seed(self.random_state)
             sample, scaler = self._sample(X, y, mask, instruments, device)
-            first, second = self._split(sample, seed)
+            first, second, validation = self._split(sample, seed)
             networks = self._networks(sample, seed, device)
             trainer = DFIVTrainer(networks, self._options(), make_generator(seed))
-            result = trainer.fit(first, second)
+            result = trainer.fit(first, second, validation)
             self._store(networks, result, scaler, mask, y.ndim)
             self.n_instruments_ = None if Z is None else instruments.shape[1]
         return self
@@ -377,14 +420,25 @@ None, spec, nn.Module or callable, default=None
         return sample, scaler
 
     def _split(self, sample, seed):
+        """Stage-1 half, stage-2 half and (with early stopping) validation rows."""
         order = torch.randperm(len(sample), generator=make_generator(seed))
-        n_first = int(round(self.split_ratio * len(sample)))
-        if n_first < 1 or n_first >= len(sample):
-            raise ValueError(
-                f"split_ratio={self.split_ratio} leaves an empty stage with {len(sample)} samples."
-            )
         order = order.to(sample.treatment.device)
-        return sample.subset(order[:n_first]), sample.subset(order[n_first:])
+        validation = None
+        if self.early_stopping:
+            n_validation = int(np.ceil(self.validation_fraction * len(sample)))
+            if n_validation < 2 or len(sample) - n_validation < 4:
+                raise ValueError(
+                    f"early_stopping with validation_fraction={self.validation_fraction} "
+                    f"needs 2 validation and 4 training samples; got {len(sample)} samples."
+                )
+            validation = sample.subset(order[:n_validation])
+            order = order[n_validation:]
+        n_first = int(round(self.split_ratio * len(order)))
+        if n_first < 1 or n_first >= len(order):
+            raise ValueError(
+                f"split_ratio={self.split_ratio} leaves an empty stage with {len(order)} samples."
+            )
+        return sample.subset(order[:n_first]), sample.subset(order[n_first:]), validation
 
     def _networks(self, sample, seed, device):
         def build(spec, default, inputs, offset):
@@ -421,6 +475,10 @@ None, spec, nn.Module or callable, default=None
             refit_head=self.refit_head,
             solver=self.solver,
             learning_rate=self.learning_rate_init,
+            learning_rate_schedule=self.learning_rate,
+            power_t=self.power_t,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
             verbose=bool(self.verbose),
         )
 
@@ -449,6 +507,8 @@ None, spec, nn.Module or callable, default=None
         self.n_outputs_ = self.stage2_weights_.shape[1]
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.loss_curve
+        self.validation_scores_ = result.validation_scores if self.early_stopping else None
+        self.best_validation_score_ = result.best_validation_score
         self._y_was_1d = y_ndim == 1
 
     def _features(self, X, device):

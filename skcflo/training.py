@@ -120,7 +120,7 @@ def make_scheduler(optimizer, options):
     raise ValueError(f"learning_rate must be one of {LEARNING_RATE_SCHEDULES}, got {name!r}.")
 
 
-def _step_scheduler(scheduler, loss):
+def step_scheduler(scheduler, loss):
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(loss)
     elif scheduler is not None:
@@ -251,7 +251,7 @@ def train_cflo(backbone, inputs, targets, head_update, options, generator, valid
             result.loss_curve.append(loss)
             result.n_iter = epoch + 1
             checkpoints[1:] = [_Checkpoint(backbone, weights, epoch=epoch + 1)]
-            _step_scheduler(scheduler, float(per_output_mse.mean()))
+            step_scheduler(scheduler, float(per_output_mse.mean()))
             postfix = {"loss": f"{loss:.4g}"}
             if stopper is not None:
                 score = stopper.update(backbone, weights, checkpoints[-1])

@@ -425,3 +425,24 @@ def test_divergence_warns_and_keeps_a_finite_model(small_demand):
         model.fit(data.X, data.y, Z=data.Z)
     assert model.n_iter_ < params["max_iter"]
     assert np.all(np.isfinite(model.predict(data.X)))
+
+
+def test_early_stopping_on_the_held_out_iv_loss_restores_the_best_epoch(demand):
+    params = {**SMALL, "max_iter": 30, "early_stopping": True, "n_iter_no_change": 2}
+    model = DFIVRegressor([1, 2], **params).fit(demand.X, demand.y, Z=demand.Z)
+    scores = model.validation_scores_
+    assert len(scores) == model.n_iter_ <= 30
+    assert all(score < 0 for score in scores)  # negative held-out stage-2 losses
+    assert model.best_validation_score_ == max(scores)
+    if model.n_iter_ < 30:
+        assert model.n_iter_ - (int(np.argmax(scores)) + 1) >= 2
+    mse, variance = _test_mse(model)
+    assert 1.0 - mse / variance > 0.5
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step", "invscaling", "adaptive"])
+def test_learning_rate_schedules_train_finite_models(small_demand, schedule):
+    model = DFIVRegressor([1, 2], learning_rate=schedule, **TINY)
+    model.fit(small_demand.X, small_demand.y, Z=small_demand.Z)
+    assert np.all(np.isfinite(model.loss_curve_))
+    assert np.all(np.isfinite(model.predict(small_demand.X)))
