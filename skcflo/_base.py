@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -107,6 +108,29 @@ def as_tensor(array, device, dtype=torch.float32):
 
 def torch_to_numpy_dtype(dtype):
     return torch.empty(0, dtype=dtype).numpy().dtype
+
+
+def warn_if_ended_early(result):
+    """Warn when training stopped before ``max_iter`` by divergence or Ctrl-C.
+
+    ``result`` is a training result with ``diverged``, ``interrupted`` and
+    ``n_iter``; in both cases the networks of epoch ``n_iter`` were kept and the
+    heads solved exactly on them.
+    """
+    if result.diverged:
+        warnings.warn(
+            "Training diverged (non-finite loss or features); the model keeps the state "
+            f"after epoch {result.n_iter}, with the head refitted exactly. "
+            "Lower learning_rate_init.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+    if result.interrupted:
+        warnings.warn(
+            f"Training interrupted; the model keeps the state after epoch {result.n_iter}.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 @contextlib.contextmanager

@@ -1,12 +1,10 @@
 """DFIVRegressor: deep-feature instrumental-variable regression with closed-form heads."""
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import validate_data
@@ -21,6 +19,7 @@ from ._base import (
     prediction_input,
     resolve_device,
     rollback_on_failure,
+    warn_if_ended_early,
 )
 from .backbones import MLPBackbone, Standardize
 from .dfiv import predict_stage1, structural_prediction
@@ -483,19 +482,7 @@ default='constant'
         )
 
     def _store(self, networks, result, scaler, mask, y_ndim):
-        if result.diverged:
-            warnings.warn(
-                "DFIV training diverged (non-finite loss); the model keeps the networks of "
-                f"epoch {result.n_iter} with exact heads. Lower learning_rate_init.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        if result.interrupted:
-            warnings.warn(
-                f"Training interrupted; the model keeps the state after epoch {result.n_iter}.",
-                UserWarning,
-                stacklevel=3,
-            )
+        warn_if_ended_early(result)
         self.treatment_backbone_ = networks.treatment.cpu().eval()
         self.instrument_backbone_ = networks.instrument.cpu().eval()
         self.covariate_backbone_ = (

@@ -1,13 +1,11 @@
 """CFLORegressor: a torch backbone trained against a closed-form ridge head."""
 
 import copy
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import validate_data
 from torch import nn
@@ -21,6 +19,7 @@ from ._base import (
     prediction_input,
     resolve_device,
     rollback_on_failure,
+    warn_if_ended_early,
 )
 from .backbones import ACTIVATIONS, MLPBackbone
 from .head import apply_head, predictive_std
@@ -509,20 +508,7 @@ default='proximal'
         )
 
     def _store_result(self, result, y_ndim):
-        if result.diverged:
-            warnings.warn(
-                "Training diverged (non-finite loss or features); the model keeps the "
-                f"backbone of epoch {result.n_iter} with an exact head refit. "
-                "Lower learning_rate_init.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        if result.interrupted:
-            warnings.warn(
-                f"Training interrupted; the model keeps the state after epoch {result.n_iter}.",
-                UserWarning,
-                stacklevel=3,
-            )
+        warn_if_ended_early(result)
         weights = result.head_weights.cpu().numpy()
         self.__dict__.pop("_stream", None)  # a fit starts any later stream afresh
         self.backbone_ = result.backbone.cpu().eval()
