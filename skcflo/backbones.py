@@ -9,6 +9,11 @@ features ``(n, d)``. Estimators accept three kinds, resolved by
   :class:`torch.nn.Module` once the number of input features is known;
 * a :class:`torch.nn.Module` instance: deep-copied, never trained in place;
 * a callable ``factory(n_features_in) -> nn.Module``.
+
+A backbone may also return operator-shaped features ``(n, ..., d)``, one
+``d``-vector per grid position (``FNOBackbone1d``, ``FNOBackbone2d``): the head
+is then shared by every position, and ``y`` holds the positions (row-major)
+times the outputs per position as its ``n_outputs`` columns.
 """
 
 import copy
@@ -17,6 +22,10 @@ from numbers import Integral
 import torch
 from sklearn.base import BaseEstimator
 from torch import nn
+
+# The Fourier neural operator backbones live in their own module; they are
+# backbones like the others, so they are reachable from here too.
+from .fno import FNOBackbone1d, FNOBackbone2d  # noqa: F401
 
 ACTIVATIONS = {
     "identity": nn.Identity,

@@ -152,13 +152,18 @@ class RidgeStatistics:
 
     @classmethod
     def from_batch(cls, features, targets):
-        """Statistics of one batch of features (n, d) and targets (n, k)."""
-        augmented = augment(features)
-        targets = targets.to(ACCUMULATION_DTYPE)
+        """Statistics of features (n, ..., d) and targets (n, ..., k).
+
+        Operator-shaped batches (a feature vector per grid position) count
+        every position of every sample as one row: the head is shared by all
+        positions, like the pointwise projection that ends a neural operator.
+        """
+        augmented = augment(features.reshape(-1, features.shape[-1]))
+        targets = targets.reshape(-1, targets.shape[-1]).to(ACCUMULATION_DTYPE)
         return cls(
             augmented.T @ augmented,
             augmented.T @ targets,
-            float(features.shape[0]),
+            float(augmented.shape[0]),
             (targets * targets).sum(dim=0),
         )
 

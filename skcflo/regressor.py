@@ -285,10 +285,9 @@ default='proximal'
             seed = draw_seed(self.random_state)
             backbone = self._initial_backbone(previous, seed, device)
             train, validation = self._split_validation(len(X), seed)
-            Y = y.reshape(len(y), -1)
             inputs = as_tensor(X[train], device)
+            Y = _target_layout(y, _probe_backbone(backbone, inputs))
             targets = as_tensor(Y[train], device, dtype=torch.float64)
-            _probe_backbone(backbone, inputs)
             result = train_cflo(
                 backbone,
                 inputs,
@@ -306,7 +305,7 @@ default='proximal'
             if "backbone_" in previous:
                 result.loss_curve[:0] = previous["loss_curve_"]
                 result.n_iter += previous["n_iter_"]
-            self._store_result(result, y.ndim)
+            self._store_result(result, y)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -337,11 +336,11 @@ default='proximal'
             X, y = self._validated_training_data(X, y, reset=first_call and not self._is_fitted())
             device = resolve_device(self.device)
             inputs = as_tensor(X, device)
-            targets = as_tensor(y.reshape(len(y), -1), device, dtype=torch.float64)
             options = self._training_options(len(X))
             if first_call:
-                self._stream = self._start_stream(inputs, targets, device, options)
+                self._stream = self._start_stream(inputs, y, device, options)
             backbone, state = self._stream
+            targets = as_tensor(_target_layout(y, state.grid), device, dtype=torch.float64)
             saved = copy.deepcopy(backbone.state_dict())
             loss = train_chunk(
                 backbone,
@@ -360,7 +359,7 @@ default='proximal'
                 )
             # On a GPU the stream keeps training its module: store a CPU copy.
             fitted = backbone if device.type == "cpu" else copy.deepcopy(backbone)
-            self._store_stream(fitted, state, loss, y.ndim)
+            self._store_stream(fitted, state, loss, y)
         return self
 
     def _is_fitted(self):
@@ -380,6 +379,8 @@ default='proximal'
             y_numeric=True,
             ensure_min_samples=2,
         )
+        # Targets as float64 now, so that non-numeric ones fail before any network runs.
+        y = np.asarray(y, dtype=np.float64)
         if self.warm_start and self._is_fitted() and n_features != self.n_features_in_:
             raise ValueError(
                 f"warm_start needs the {n_features} features of the previous fit; "
@@ -397,7 +398,7 @@ default='proximal'
             self.head_update, self.alpha, self.proximal_lambda, self.forgetting_factor
         )
 
-    def _start_stream(self, inputs, targets, device, options):
+    def _start_stream(self, inputs, y, device, options):
         seed = draw_seed(self.random_state)
         if self._is_fitted():
             backbone = copy.deepcopy(self.backbone_).to(device)
@@ -405,11 +406,13 @@ default='proximal'
             backbone = build_seeded_backbone(
                 self._backbone_spec(), self.n_features_in_, seed, device
             )
-        _probe_backbone(backbone, inputs)
+        grid = _probe_backbone(backbone, inputs)
+        targets = as_tensor(_target_layout(y, grid), device, dtype=torch.float64)
         state = start_stream(backbone, inputs, targets, options, make_generator(seed))
+        state.grid = grid
         return backbone, state
 
-    def _store_stream(self, backbone, state, loss, y_ndim):
+    def _store_stream(self, backbone, state, loss, y):
         weights, noise_variance, inverse_system = stream_head(state)
         previous_curve = self.__dict__.get("loss_curve_", []) if state.n_chunks > 1 else []
         result = TrainingResult(
@@ -422,7 +425,7 @@ default='proximal'
             inverse_system=inverse_system,
         )
         stream = self._stream
-        self._store_result(result, y_ndim)
+        self._store_result(result, y)
         self._stream = stream
 
     def predict(self, X, return_std=False):
@@ -452,8 +455,10 @@ default='proximal'
         if return_std:
             inverse_system = torch.from_numpy(self._inverse_system).to(device)
             noise = torch.from_numpy(np.atleast_1d(self.noise_variance_)).to(device)
-            outputs.append(predictive_std(features, inverse_system, noise))
-        outputs = [o.cpu().numpy() for o in outputs]
+            rows = features.reshape(-1, features.shape[-1])
+            outputs.append(predictive_std(rows, inverse_system, noise))
+        # Operator-shaped outputs (n, *grid, k) flatten to scikit-learn's (n, n_outputs).
+        outputs = [o.reshape(len(X), -1).cpu().numpy() for o in outputs]
         if np.ndim(self.intercept_) == 0:
             outputs = [o.ravel() for o in outputs]
         return tuple(outputs) if return_std else outputs[0]
@@ -507,12 +512,12 @@ default='proximal'
             verbose=bool(self.verbose),
         )
 
-    def _store_result(self, result, y_ndim):
+    def _store_result(self, result, y):
         warn_if_ended_early(result)
         weights = result.head_weights.cpu().numpy()
         self.__dict__.pop("_stream", None)  # a fit starts any later stream afresh
         self.backbone_ = result.backbone.cpu().eval()
-        self.n_outputs_ = weights.shape[1]
+        self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.loss_curve
         self.best_loss_ = min(result.loss_curve, default=None)
@@ -523,7 +528,7 @@ default='proximal'
         self._inverse_system = result.inverse_system.cpu().numpy()
         self.coef_ = weights[:-1].T.copy()
         self.intercept_ = weights[-1].copy()
-        if y_ndim == 1:
+        if y.ndim == 1:
             self.coef_ = self.coef_[0]
             self.intercept_ = float(self.intercept_[0])
             self.noise_variance_ = float(self.noise_variance_[0])
@@ -534,8 +539,29 @@ default='proximal'
         return np.vstack([coef.T, np.atleast_1d(self.intercept_)[None, :]])
 
 
+def _target_layout(y, grid):
+    """Targets as ``(n, *grid, k)``: ``k`` head outputs at each grid position.
+
+    A backbone with operator-shaped features ``(n, *grid, d)`` shares one head
+    over every grid position, so the ``n_outputs`` columns of ``y`` must be the
+    grid positions (row-major) times ``k`` outputs per position.
+    """
+    Y = y.reshape(len(y), -1)
+    positions = int(np.prod(grid, dtype=int))
+    if Y.shape[1] % positions:
+        raise ValueError(
+            f"The backbone returns features on a grid of shape {tuple(grid)} "
+            f"({positions} positions), so y needs a multiple of {positions} columns "
+            f"(positions x outputs per position, row-major); it has {Y.shape[1]}."
+        )
+    return Y.reshape(len(Y), *grid, Y.shape[1] // positions)
+
+
 def _probe_backbone(backbone, inputs):
-    """Fail fast, before training, on a backbone with the wrong output."""
+    """Fail fast, before training, on a backbone with the wrong output.
+
+    Returns the grid shape of operator-shaped features (``()`` for plain ones).
+    """
     probe = inputs[:_PROBE_ROWS]
     with torch.no_grad():
         backbone.eval()
@@ -546,4 +572,5 @@ def _probe_backbone(backbone, inputs):
                 f"The backbone failed on a float32 batch of shape {tuple(probe.shape)} "
                 f"(n_samples, n_features_in_): {error}"
             ) from error
-    check_features(features, probe.shape[0])
+    check_features(features, probe.shape[0], operator_shaped=True)
+    return tuple(features.shape[1:-1])

@@ -27,6 +27,7 @@ class StreamState:
     generator: torch.Generator
     alpha: float
     n_chunks: int = 0
+    grid: tuple = ()
 
 
 def start_stream(backbone, inputs, targets, options, generator):

@@ -66,8 +66,10 @@ class TargetScaler:
     """Per-output standardisation of the targets, and its inverse on head weights."""
 
     def __init__(self, targets):
-        self.mean = targets.mean(dim=0)
-        scale = targets.std(dim=0, correction=0)
+        # One scale per head output, shared by all grid positions of operator targets.
+        rows = targets.reshape(-1, targets.shape[-1])
+        self.mean = rows.mean(dim=0)
+        scale = rows.std(dim=0, correction=0)
         self.scale = torch.where(scale > 0, scale, torch.ones_like(scale))
 
     def transform(self, targets):
@@ -159,14 +161,20 @@ def collect_statistics(backbone, inputs, targets, batch_size):
     return total
 
 
-def check_features(features, n_rows, who="backbone"):
-    """Raise ``ValueError`` unless ``features`` is a finite ``(n_rows, d)`` tensor."""
+def check_features(features, n_rows, who="backbone", operator_shaped=False):
+    """Raise unless ``features`` is a finite ``(n_rows, d)`` tensor.
+
+    With ``operator_shaped=True`` features may also be ``(n_rows, ..., d)``:
+    one ``d``-vector per grid position.
+    """
     if not isinstance(features, torch.Tensor):
         raise TypeError(f"The {who} must return a torch.Tensor, got {type(features).__name__}.")
-    if features.ndim != 2 or features.shape[0] != n_rows:
+    shape_ok = features.ndim == 2 or (operator_shaped and features.ndim > 2)
+    if not shape_ok or features.shape[0] != n_rows:
+        expected = "(n_samples, ..., d)" if operator_shaped else "(n_samples, d)"
         raise ValueError(
-            f"The {who} must return features of shape (n_samples, n_features_out) = "
-            f"({n_rows}, d); got shape {tuple(features.shape)}."
+            f"The {who} must return features of shape {expected} with n_samples = {n_rows}; "
+            f"got shape {tuple(features.shape)}."
         )
     if not torch.isfinite(features).all():
         raise ValueError(f"The {who} returned NaN or infinite features on the training data.")
@@ -382,12 +390,16 @@ class _EarlyStopping:
         return apply_head(features.to(ACCUMULATION_DTYPE), weights) - self.targets
 
     def residual_variance(self, backbone, weights):
-        """Mean squared validation residual per output (standardised units)."""
-        return self.residuals(backbone, weights).pow(2).mean(dim=0)
+        """Mean squared validation residual per head output (standardised units)."""
+        residual = self.residuals(backbone, weights)
+        return residual.pow(2).reshape(-1, residual.shape[-1]).mean(dim=0)
 
     def update(self, backbone, weights, checkpoint):
-        residual = self.residuals(backbone, weights)
-        centred = self.targets - self.targets.mean(dim=0)
+        # Columns as scikit-learn's score sees them: (n_samples, n_outputs).
+        n_samples = self.targets.shape[0]
+        residual = self.residuals(backbone, weights).reshape(n_samples, -1)
+        targets = self.targets.reshape(n_samples, -1)
+        centred = targets - targets.mean(dim=0)
         # R² per output, averaged (scikit-learn's uniform average); targets are
         # standardised, which leaves R² unchanged.
         total = centred.pow(2).sum(dim=0).clamp_min(torch.finfo(ACCUMULATION_DTYPE).tiny)
@@ -413,9 +425,8 @@ def _run_epoch(backbone, inputs, targets, weights, head_update, optimizer, batch
     the head stopped being finite (a diverged run).
     """
     # Summed on the device and checked once per epoch: no host round trip per batch.
-    squared_error_sum = torch.zeros(
-        targets.shape[1], dtype=ACCUMULATION_DTYPE, device=inputs.device
-    )
+    n_outputs = targets.shape[-1]
+    squared_error_sum = torch.zeros(n_outputs, dtype=ACCUMULATION_DTYPE, device=inputs.device)
     for index in minibatches(inputs.shape[0], batch_size, generator, inputs.device):
         x_batch, y_batch = inputs[index], targets[index]
         backbone.train()
@@ -434,8 +445,12 @@ def _run_epoch(backbone, inputs, targets, weights, head_update, optimizer, batch
             with torch.no_grad():
                 backbone.eval()
                 weights = head_update.after_step(weights, backbone(x_batch), y_batch)
-        squared_error_sum += residual.detach().pow(2).sum(dim=0).to(squared_error_sum)
-    per_output_mse = (squared_error_sum / inputs.shape[0]).cpu()
+        squared_error_sum += (
+            residual.detach().pow(2).reshape(-1, n_outputs).sum(dim=0).to(squared_error_sum)
+        )
+    # Rows: samples times grid positions (one position for plain regression).
+    n_rows = targets.numel() // n_outputs
+    per_output_mse = (squared_error_sum / n_rows).cpu()
     if not (torch.isfinite(per_output_mse).all() and torch.isfinite(weights).all()):
         return weights, None
     return weights, per_output_mse

@@ -303,7 +303,8 @@ def test_cuda_device_without_cuda_raises_in_fit(device, data, monkeypatch):
 @pytest.mark.parametrize(
     "backbone, error, match",
     [
-        (ThreeDFeatures(), ValueError, r"must return features of shape .*got shape \(\d+, 4, 1\)"),
+        # Operator-shaped features (n, 4, 1) are allowed, but a 1-D y cannot fill 4 positions.
+        (ThreeDFeatures(), ValueError, r"grid of shape \(4,\) \(4 positions\)"),
         (MissingRowFeatures(), ValueError, r"must return features of shape .*got shape"),
         (NumpyFeatures(), TypeError, "must return a torch.Tensor, got ndarray"),
         (NaNFeatures(), ValueError, "NaN or infinite features"),
@@ -381,7 +382,7 @@ def test_fit_failing_in_validation_keeps_the_previous_model(data):
 def test_fit_failing_on_a_bad_backbone_keeps_the_previous_model(data):
     model, predictions, coef, loss_curve = _fitted_snapshot(data)
     model.set_params(backbone=ThreeDFeatures())
-    with pytest.raises(ValueError, match="must return features of shape"):
+    with pytest.raises(ValueError, match="features on a grid of shape"):
         model.fit(*data)
     _assert_unchanged(model, data, predictions, coef, loss_curve)
 
