@@ -22,15 +22,21 @@ from ._dsprites import (
     make_dsprites_test,
     render_hearts,
 )
+from ._pde import make_burgers, make_darcy, relative_l2_error, solve_burgers, solve_darcy
 
 __all__ = [
     "demand_psi",
     "demand_structural",
     "dsprites_structural",
     "dsprites_weights",
+    "make_burgers",
+    "make_darcy",
     "make_demand",
     "make_demand_test",
     "make_dsprites",
     "make_dsprites_test",
+    "relative_l2_error",
     "render_hearts",
+    "solve_burgers",
+    "solve_darcy",
 ]
