@@ -56,8 +56,6 @@ class AccumulateUpdate:
 class FixedWithinEpoch:
     """Head refitted exactly once per epoch (by the loop); batches leave it alone."""
 
-    refit_every_epoch = True
-
     def start(self, stats):
         """The loop does the per-epoch refit."""
 

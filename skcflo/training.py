@@ -441,7 +441,8 @@ def _run_epoch(backbone, inputs, targets, weights, head_update, optimizer, batch
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        if head_update is not None:
+        # 'full' keeps its head for the whole epoch: no second forward pass for it.
+        if head_update is not None and not isinstance(head_update, FixedWithinEpoch):
             with torch.no_grad():
                 backbone.eval()
                 weights = head_update.after_step(weights, backbone(x_batch), y_batch)
