@@ -6,6 +6,19 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
+# The test extra carries the docs and cluster engines too, so that the README's one
+# install command lets the suite build the site and run the dask search tests.
+TEST = ["pytest>=7", "pandas>=1.5", "ruff>=0.5", "matplotlib>=3.5"]
+DOCS = [
+    "sphinx>=7",
+    "numpydoc>=1.6",
+    "sphinx-gallery>=0.15",
+    "pydata-sphinx-theme>=0.15",
+    "matplotlib>=3.5",
+    "pandas>=1.5",
+]
+DISTRIBUTED = ["dask[distributed]>=2024.1"]
+
 setup(
     name="skcflo",
     version="0.1.0.dev0",
@@ -25,8 +38,10 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "test": ["pytest>=7", "pandas>=1.5", "ruff>=0.5", "matplotlib>=3.5"],
+        "test": TEST + DOCS + DISTRIBUTED,
         "examples": ["matplotlib>=3.5", "pandas>=1.5"],
+        "docs": DOCS,
+        "distributed": DISTRIBUTED,
     },
     classifiers=[
         "Programming Language :: Python :: 3",
