@@ -25,7 +25,13 @@ import torch
 from torch import nn
 
 from .dfiv import fit_stage1, fit_stage2, predict_stage1, stage2_design
-from .head import ACCUMULATION_DTYPE, RidgeStatistics, apply_head, solve_head
+from .head import (
+    ACCUMULATION_DTYPE,
+    RidgeStatistics,
+    apply_head,
+    solve_head,
+    solve_proximal_batch,
+)
 from .training import (
     compute_features,
     make_optimizer,
@@ -288,20 +294,23 @@ class DFIVTrainer:
             return predict_stage1(nets.instrument(second.instrument), stage1)
 
     def _stage1_solve(self, features, target):
-        stats = RidgeStatistics.from_batch(features, target)
-        self.stage1_weights = self._proximal(stats, self.options.stage1_alpha, self.stage1_weights)
+        self.stage1_weights = self._proximal(
+            features, target, self.options.stage1_alpha, self.stage1_weights
+        )
         return self.stage1_weights
 
     def _stage2_solve(self, design, outcome):
-        stats = RidgeStatistics.from_batch(design, outcome)
-        self.stage2_weights = self._proximal(stats, self.options.stage2_alpha, self.stage2_weights)
+        self.stage2_weights = self._proximal(
+            design, outcome, self.options.stage2_alpha, self.stage2_weights
+        )
         return self.stage2_weights
 
-    def _proximal(self, stats, alpha, previous):
+    def _proximal(self, features, target, alpha, previous):
         lam = self.options.proximal_lambda
-        if lam > 0 and previous is not None and previous.shape == stats.cross.shape:
-            return solve_head(stats, alpha, lam, previous=previous)
-        return solve_head(stats, alpha)
+        shape = (features.shape[-1] + 1, target.shape[-1])
+        if lam > 0 and previous is not None and previous.shape == shape:
+            return solve_proximal_batch(features, target, alpha, lam, previous)
+        return solve_head(RidgeStatistics.from_batch(features, target), alpha)
 
     @torch.no_grad()
     def held_out_stage2_loss(self, first, second, validation):

@@ -14,9 +14,15 @@ using the ridge solver of :mod:`skcflo.head`:
   With a batch as large as the data set this is full-batch alternation.
 * ``"gradient"``: no closed form; the head is an ordinary layer trained by
   the optimiser. This is the end-to-end baseline the method is compared to.
+
+The per-batch strategies take the batch's features either recomputed after the
+backbone step (``recompute_features=True``, the paper's Algorithm 1, step 2:
+a second forward pass per batch) or as the gradient step computed them just
+before it (``False``: one forward pass per batch; the head then lags the
+backbone by one step). The loop asks the strategy which one it wants.
 """
 
-from .head import RidgeStatistics, solve_head
+from .head import RidgeStatistics, solve_head, solve_proximal_batch
 
 HEAD_UPDATES = ("proximal", "accumulate", "full", "gradient")
 
@@ -24,24 +30,28 @@ HEAD_UPDATES = ("proximal", "accumulate", "full", "gradient")
 class ProximalUpdate:
     """Batch ridge fit regularised toward the previous head."""
 
-    def __init__(self, alpha, proximal_lambda):
+    def __init__(self, alpha, proximal_lambda, recompute_features=False):
         self.alpha = alpha
         self.proximal_lambda = proximal_lambda
+        self.recompute_features = recompute_features
 
     def start(self, stats):
         """Called with the statistics of the exact initial fit; nothing to keep."""
 
     def after_step(self, weights, features, targets):
-        stats = RidgeStatistics.from_batch(features, targets)
-        return solve_head(stats, self.alpha, self.proximal_lambda, previous=weights)
+        # Woodbury in the batch's row space when the batch is narrower than the head.
+        return solve_proximal_batch(
+            features, targets, self.alpha, self.proximal_lambda, previous=weights
+        )
 
 
 class AccumulateUpdate:
     """Recursive least squares with exponential forgetting of old batches."""
 
-    def __init__(self, alpha, forgetting_factor):
+    def __init__(self, alpha, forgetting_factor, recompute_features=False):
         self.alpha = alpha
         self.forgetting_factor = forgetting_factor
+        self.recompute_features = recompute_features
         self.stats = None
 
     def start(self, stats):
@@ -56,6 +66,8 @@ class AccumulateUpdate:
 class FixedWithinEpoch:
     """Head refitted exactly once per epoch (by the loop); batches leave it alone."""
 
+    recompute_features = False
+
     def start(self, stats):
         """The loop does the per-epoch refit."""
 
@@ -63,12 +75,12 @@ class FixedWithinEpoch:
         return weights
 
 
-def make_head_update(name, alpha, proximal_lambda, forgetting_factor):
+def make_head_update(name, alpha, proximal_lambda, forgetting_factor, recompute_features=False):
     """The strategy object for ``name``; ``None`` for the gradient-trained head."""
     if name == "proximal":
-        return ProximalUpdate(alpha, proximal_lambda)
+        return ProximalUpdate(alpha, proximal_lambda, recompute_features)
     if name == "accumulate":
-        return AccumulateUpdate(alpha, forgetting_factor)
+        return AccumulateUpdate(alpha, forgetting_factor, recompute_features)
     if name == "full":
         return FixedWithinEpoch()
     if name == "gradient":

@@ -100,6 +100,13 @@ default='proximal'
         ('proximal' only).
     forgetting_factor : float, default=0.99
         Weight kept by past batch statistics at every step ('accumulate' only).
+    recompute_features : bool, default=False
+        For the per-batch heads ('proximal', 'accumulate'): recompute the
+        batch's features with the updated backbone before the head update,
+        as the paper's Algorithm 1 does. The default reuses the features of
+        the gradient step's own forward pass, so each batch costs one forward
+        pass instead of two; the head then lags the backbone by one step.
+        See ``benchmarks/README.md`` for the cost and accuracy of both.
     refit_head : bool, default=True
         Refit the head exactly on all training data after the last epoch.
     backbone : None, spec, torch.nn.Module or callable, default=None
@@ -195,6 +202,7 @@ default='proximal'
         "head_update": [StrOptions(set(HEAD_UPDATES))],
         "proximal_lambda": [Interval(Real, 0, None, closed="left")],
         "forgetting_factor": [Interval(Real, 0, 1, closed="right")],
+        "recompute_features": ["boolean"],
         "refit_head": ["boolean"],
         "backbone": [None, HasMethods(["build_module"]), nn.Module, callable],
         "device": [str, torch.device],
@@ -226,6 +234,7 @@ default='proximal'
         head_update="proximal",
         proximal_lambda=1.0,
         forgetting_factor=0.99,
+        recompute_features=False,
         refit_head=True,
         backbone=None,
         early_stopping=False,
@@ -251,6 +260,7 @@ default='proximal'
         self.head_update = head_update
         self.proximal_lambda = proximal_lambda
         self.forgetting_factor = forgetting_factor
+        self.recompute_features = recompute_features
         self.refit_head = refit_head
         self.backbone = backbone
         self.early_stopping = early_stopping
@@ -395,7 +405,11 @@ default='proximal'
 
     def _head_update(self):
         return make_head_update(
-            self.head_update, self.alpha, self.proximal_lambda, self.forgetting_factor
+            self.head_update,
+            self.alpha,
+            self.proximal_lambda,
+            self.forgetting_factor,
+            self.recompute_features,
         )
 
     def _start_stream(self, inputs, y, device, options):

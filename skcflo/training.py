@@ -441,11 +441,9 @@ def _run_epoch(backbone, inputs, targets, weights, head_update, optimizer, batch
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        # 'full' keeps its head for the whole epoch: no second forward pass for it.
+        # 'full' keeps its head for the whole epoch: no head work per batch.
         if head_update is not None and not isinstance(head_update, FixedWithinEpoch):
-            with torch.no_grad():
-                backbone.eval()
-                weights = head_update.after_step(weights, backbone(x_batch), y_batch)
+            weights = _update_head(head_update, weights, backbone, x_batch, features, y_batch)
         squared_error_sum += (
             residual.detach().pow(2).reshape(-1, n_outputs).sum(dim=0).to(squared_error_sum)
         )
@@ -455,3 +453,12 @@ def _run_epoch(backbone, inputs, targets, weights, head_update, optimizer, batch
     if not (torch.isfinite(per_output_mse).all() and torch.isfinite(weights).all()):
         return weights, None
     return weights, per_output_mse
+
+
+@torch.no_grad()
+def _update_head(head_update, weights, backbone, x_batch, step_features, y_batch):
+    """The strategy's head after a backbone step, on fresh or on the step's features."""
+    if head_update.recompute_features:
+        backbone.eval()
+        return head_update.after_step(weights, backbone(x_batch), y_batch)
+    return head_update.after_step(weights, step_features.detach(), y_batch)

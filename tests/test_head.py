@@ -7,7 +7,13 @@ import torch
 from numpy.testing import assert_allclose
 from sklearn.linear_model import Ridge
 
-from skcflo.head import RidgeStatistics, apply_head, solve_head, solve_spd
+from skcflo.head import (
+    RidgeStatistics,
+    apply_head,
+    solve_head,
+    solve_proximal_batch,
+    solve_spd,
+)
 
 RTOL = 1e-8
 
@@ -78,6 +84,48 @@ def test_proximal_solve_equals_independent_minimiser(alpha, lam):
     weights = solve_head(_stats(phi, y), alpha, lam, previous=torch.from_numpy(previous))
     expected = _proximal_lstsq(phi, y, alpha, lam, previous)
     assert_allclose(weights.numpy(), expected, rtol=RTOL, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("n_rows", "n_features", "alpha", "lam"),
+    [
+        (8, 50, 0.1, 1.0),
+        (3, 200, 0.0, 0.01),
+        (20, 21, 2.0, 0.5),
+        (40, 4, 0.1, 1.0),
+        (5, 9, 0.1, 0.0),
+    ],
+)
+def test_batch_proximal_solve_equals_independent_minimiser(n_rows, n_features, alpha, lam):
+    # Narrow batches take the Woodbury (row-space) path, the others the normal
+    # equations; both must give the stacked least-squares minimiser.
+    phi, y = _data(n_rows=n_rows, n_features=n_features, n_outputs=2, seed=7)
+    previous = np.random.default_rng(8).normal(size=(n_features + 1, 2))
+    weights = solve_proximal_batch(
+        torch.from_numpy(phi).float(), torch.from_numpy(y), alpha, lam, torch.from_numpy(previous)
+    )
+    expected = _proximal_lstsq(phi.astype(np.float32).astype(np.float64), y, alpha, lam, previous)
+    assert weights.dtype == torch.float64
+    assert_allclose(weights.numpy(), expected, rtol=1e-7, atol=1e-9)
+
+
+def test_batch_proximal_solve_counts_grid_positions_as_rows():
+    rng = np.random.default_rng(9)
+    features = torch.from_numpy(rng.normal(size=(2, 3, 30)))
+    targets = torch.from_numpy(rng.normal(size=(2, 3, 1)))
+    previous = torch.from_numpy(rng.normal(size=(31, 1)))
+    operator = solve_proximal_batch(features, targets, 0.1, 1.0, previous)
+    flat = solve_proximal_batch(features.reshape(6, 30), targets.reshape(6, 1), 0.1, 1.0, previous)
+    assert_allclose(operator.numpy(), flat.numpy(), rtol=1e-12)
+
+
+def test_batch_proximal_solve_of_non_finite_features_is_nan():
+    features = torch.ones(4, 10)
+    features[1, 2] = float("inf")
+    weights = solve_proximal_batch(
+        features, torch.ones(4, 1), 0.1, 1.0, torch.zeros(11, 1, dtype=torch.float64)
+    )
+    assert torch.isnan(weights).all()
 
 
 def test_proximal_solve_is_stationary_point_of_objective():

@@ -35,7 +35,7 @@ def operator_data():
 @pytest.fixture(scope="module")
 def fitted(operator_data):
     torch.manual_seed(0)
-    model = CFLORegressor(backbone=PointwiseNet(), alpha=0.01, max_iter=5, random_state=0)
+    model = CFLORegressor(backbone=PointwiseNet(), alpha=0.01, max_iter=20, random_state=0)
     return model.fit(*operator_data)
 
 
