@@ -7,6 +7,7 @@ estimator usable when a later ``fit`` fails.
 
 import contextlib
 import copy
+import threading
 import warnings
 
 import numpy as np
@@ -18,6 +19,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .backbones import build_backbone
 
 _SEED_RANGE = 2**31 - 1
+
+# torch initialises layers from its process-wide RNG, which concurrent fits in
+# one process (a dask worker with several threads, joblib's threading backend)
+# would otherwise seed and draw from in turn, mixing each other's weights.
+_GLOBAL_RNG_LOCK = threading.RLock()
 
 
 def resolve_device(device, *, fall_back_to_cpu=False):
@@ -66,11 +72,12 @@ def make_generator(seed):
 def build_seeded_backbone(backbone, n_features_in, seed, device):
     """Build the backbone with weights drawn from ``seed``, on ``device``.
 
-    The global torch RNG is forked, so a fit neither reads nor advances it.
-    Weights are drawn on the CPU so that a seed gives the same initial network
-    whatever the device.
+    The global torch RNG is forked, so a fit neither reads nor advances it,
+    and held under a lock, so fits running in concurrent threads each draw
+    from their own seed. Weights are drawn on the CPU so that a seed gives the
+    same initial network whatever the device.
     """
-    with torch.random.fork_rng(devices=[]):
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = build_backbone(backbone, n_features_in)
     return module.to(device)
