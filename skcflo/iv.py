@@ -117,9 +117,9 @@ default='constant'
     Attributes
     ----------
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
     n_outputs_ : int
-    covariate_mask_ : ndarray of bool of shape (n_features_in_,)
+    covariate_mask_ : ndarray of bool of shape (`n_features_in_`,)
         True for covariate columns of ``X``.
     n_instruments_ : int or None
         Number of columns of ``Z`` in fit (None when fitted without ``Z``).
