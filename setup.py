@@ -42,6 +42,7 @@ setup(
         "examples": ["matplotlib>=3.5", "pandas>=1.5"],
         "docs": DOCS,
         "distributed": DISTRIBUTED,
+        "ray": ["ray>=2.40"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",
