@@ -453,7 +453,8 @@ default='proximal'
             from the Bayesian reading of the head: a Gaussian posterior over
             the last layer (prior precision ``n * alpha``), with the backbone
             held fixed and the noise level ``noise_variance_`` estimated from
-            the training residuals.
+            the residuals (on the validation rows with ``early_stopping``,
+            otherwise on the training rows).
 
         Returns
         -------
