@@ -10,7 +10,12 @@ instrument to recover the structural demand curve ``h(price, time, emotion)``.
 
 The figure shows, at three times of year, the true curve, the DFIV estimate
 and the naive ``CFLORegressor`` estimate, with their test MSE on the
-noise-free grid.
+noise-free grid of 2,800 points (the variance of ``h`` on it is about 32,600).
+
+An illustration with one seed and 2,000 samples, sized to run in seconds;
+``benchmarks/bench_dfiv.py`` measures both methods, and linear two-stage least
+squares, over seeds and sample sizes (at 5,000 samples DFIV's mean test MSE is
+about 120 there, the naive regression's about 1,700).
 """
 
 import matplotlib.pyplot as plt
@@ -21,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from skcflo import CFLORegressor, DFIVRegressor
 from skcflo.datasets import demand_structural, make_demand, make_demand_test
 
-data = make_demand(n_samples=5000, rho=0.9, random_state=0)
+data = make_demand(n_samples=2000, rho=0.9, random_state=0)
 test = make_demand_test()
 
 dfiv = DFIVRegressor(covariates=[1, 2], random_state=0).fit(data.X, data.y, Z=data.Z)
@@ -53,6 +58,6 @@ for axis, time in zip(axes, (2.0, 5.0, 8.0), strict=True):
     axis.set_xlabel("price")
 axes[0].set_ylabel("sales")
 axes[0].legend(loc="best", fontsize=8)
-fig.suptitle("Structural demand curve: DFIV vs naive regression (rho = 0.9, n = 5000)")
+fig.suptitle("Structural demand curve: DFIV vs naive regression (rho = 0.9, n = 2000)")
 fig.tight_layout()
 plt.show()
