@@ -98,15 +98,43 @@ def test_proximal_solve_equals_independent_minimiser(alpha, lam):
 )
 def test_batch_proximal_solve_equals_independent_minimiser(n_rows, n_features, alpha, lam):
     # Narrow batches take the Woodbury (row-space) path, the others the normal
-    # equations; both must give the stacked least-squares minimiser.
+    # equations; both must give the stacked least-squares minimiser. float64
+    # features are solved in float64 throughout.
     phi, y = _data(n_rows=n_rows, n_features=n_features, n_outputs=2, seed=7)
     previous = np.random.default_rng(8).normal(size=(n_features + 1, 2))
     weights = solve_proximal_batch(
-        torch.from_numpy(phi).float(), torch.from_numpy(y), alpha, lam, torch.from_numpy(previous)
+        torch.from_numpy(phi), torch.from_numpy(y), alpha, lam, torch.from_numpy(previous)
     )
-    expected = _proximal_lstsq(phi.astype(np.float32).astype(np.float64), y, alpha, lam, previous)
+    expected = _proximal_lstsq(phi, y, alpha, lam, previous)
     assert weights.dtype == torch.float64
-    assert_allclose(weights.numpy(), expected, rtol=1e-7, atol=1e-9)
+    assert_allclose(weights.numpy(), expected, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize(("n_rows", "n_features"), [(8, 50), (40, 4)])
+def test_well_conditioned_float32_batches_are_accurate_to_1e_4(n_rows, n_features):
+    phi, y = _data(n_rows=n_rows, n_features=n_features, n_outputs=2, seed=11)
+    phi32 = phi.astype(np.float32)
+    previous = np.random.default_rng(12).normal(size=(n_features + 1, 2))
+    weights = solve_proximal_batch(
+        torch.from_numpy(phi32), torch.from_numpy(y), 0.1, 1.0, torch.from_numpy(previous)
+    )
+    expected = _proximal_lstsq(phi32.astype(np.float64), y, 0.1, 1.0, previous)
+    assert weights.dtype == torch.float64
+    error = np.abs(weights.numpy() - expected).max() / np.abs(expected).max()
+    assert 0 < error < 1e-4  # nonzero: the float32 path did run
+
+
+def test_ill_conditioned_float32_batches_fall_back_to_float64():
+    # Large features and a tiny proximal strength: condition bound far above the
+    # float32 limit, so the solve must be as exact as float64 allows.
+    phi, y = _data(n_rows=8, n_features=50, n_outputs=1, seed=13)
+    phi32 = (100.0 * phi).astype(np.float32)
+    previous = np.zeros((51, 1))
+    weights = solve_proximal_batch(
+        torch.from_numpy(phi32), torch.from_numpy(y), 0.0, 1e-3, torch.from_numpy(previous)
+    )
+    expected = _proximal_lstsq(phi32.astype(np.float64), y, 0.0, 1e-3, previous)
+    assert_allclose(weights.numpy(), expected, rtol=1e-6, atol=1e-9)
 
 
 def test_batch_proximal_solve_counts_grid_positions_as_rows():
@@ -278,3 +306,21 @@ def test_apply_head_equals_augmented_product():
     weights = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(19))
     expected = _aug(features.numpy()) @ weights.numpy()
     assert_allclose(apply_head(features, weights).numpy(), expected, rtol=1e-12)
+
+
+def test_device_solve_without_synchronisation_matches_scipy_and_flags_failures():
+    # The GPU path of solve_spd(definite=True), exercised here on CPU tensors.
+    from skcflo.head import _solve_definite_on_device
+
+    rng = np.random.default_rng(10)
+    a = rng.normal(size=(6, 6))
+    matrix = a @ a.T + 0.5 * np.eye(6)
+    rhs = rng.normal(size=(6, 2))
+    solution = _solve_definite_on_device(torch.from_numpy(matrix), torch.from_numpy(rhs))
+    expected = scipy.linalg.cho_solve(scipy.linalg.cho_factor(matrix), rhs)
+    assert_allclose(solution.numpy(), expected, rtol=1e-10)
+    indefinite = torch.from_numpy(matrix - 100 * np.eye(6))
+    assert torch.isnan(_solve_definite_on_device(indefinite, torch.from_numpy(rhs))).all()
+    broken = torch.from_numpy(matrix).clone()
+    broken[0, 0] = float("inf")
+    assert torch.isnan(_solve_definite_on_device(broken, torch.from_numpy(rhs))).all()

@@ -1,0 +1,422 @@
+"""Convergence against epochs and against wall time: CFLO vs end-to-end Adam and SGD.
+
+The same network is trained on each task by
+
+* ``CFLO proximal``: ``CFLORegressor()`` with its default closed-form head;
+* ``CFLO accumulate``: the recursive least-squares ("Kalman") head;
+* ``CFLO proximal, SGD``: the proximal head with an SGD backbone;
+* ``Adam`` and ``SGD``: the network trained end to end, the head an ordinary
+  layer (``head_update='gradient', refit_head=False``).
+
+Tasks: neural operators with the Fourier neural operator backbone, scored by
+the relative L2 error of the FNO papers
+(:func:`skcflo.datasets.relative_l2_error`) on held-out samples,
+
+* ``burgers``: 1-D viscous Burgers, ``FNOBackbone1d(modes=12, width=24,
+  n_layers=3, n_features_out=32)``, resolution 64;
+* ``darcy``: 2-D Darcy flow, ``FNOBackbone2d(modes=6, width=16, n_layers=3,
+  n_features_out=32)``, resolution 16;
+
+and tabular regression with ``CFLORegressor``'s default MLP (one hidden layer
+of 100), scored by test mean squared error,
+
+* ``friedman1``: :func:`sklearn.datasets.make_friedman1`, noise 1;
+* ``multioutput``: three non-linear targets of ten Gaussian inputs (the
+  problem of ``bench_tabular.py``).
+
+One fit per method and seed records the whole curve: a hook around the
+training loop's epoch function stops the clock after every epoch and scores
+the model that a fit of exactly that many epochs would return, i.e. with the
+exact ridge refit of the head for the CFLO methods (the refit's time is added
+to that point's wall time, since a fit of that length pays it once) and the
+trained head for the end-to-end baselines. The hook does not touch the
+random streams or the training state, so the curve is the one separate fits
+of 1, 2, ... epochs would give (``tests`` check that fits are deterministic).
+Time counts everything from the call to ``fit`` (input validation, the
+initial head) except the scoring; it is the process's CPU time unless
+``--clock wall`` (see ``CLOCKS``).
+
+Learning rates: the operator tasks use 1e-3 for Adam (the FNO papers' rate)
+and the tabular ones ``CFLORegressor``'s default 1e-2; SGD (momentum 0.9)
+uses ten times that rate, since the Adam rate barely moves it.
+
+Targets checked (issue 5), per task on the mean curves over seeds:
+
+* early: at 10% of the epoch budget CFLO proximal's error is at most 0.7x
+  Adam's;
+* end: at the last epoch CFLO proximal's error is at most Adam's;
+* time: CFLO proximal reaches Adam's final error in at most half of Adam's
+  wall time.
+
+Usage
+-----
+From the repository root::
+
+    python benchmarks/bench_convergence.py --quick        # 2 seeds, short budgets
+    python benchmarks/bench_convergence.py                # 3 seeds, full budgets
+    python benchmarks/bench_convergence.py --plot curves.png
+
+Options: ``--tasks``, ``--seeds``, ``--epochs`` (overrides every task's
+budget), ``--methods``, ``--threads`` (torch intra-op threads, default 1),
+``--device``.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import shlex
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import sklearn
+import torch
+from sklearn.datasets import make_friedman1
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+
+# Benchmark the working tree this script sits in, whatever skcflo is installed.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isdir(os.path.join(REPO_ROOT, "skcflo")) and REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+import skcflo.training as training  # noqa: E402
+from skcflo import CFLORegressor, FNOBackbone1d, FNOBackbone2d  # noqa: E402
+from skcflo.datasets import make_burgers, make_darcy, relative_l2_error  # noqa: E402
+from skcflo.head import apply_head, solve_head  # noqa: E402
+
+EARLY_FRACTION = 0.1
+EARLY_RATIO = 0.7
+TIME_RATIO = 0.5
+REFERENCE, BASELINE = "CFLO proximal", "Adam"
+# Process CPU time by default: with one torch thread it is the wall time an idle
+# machine would show, while wall time on a shared machine also measures the
+# neighbours' load. ``--clock wall`` for several threads or a GPU.
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+@dataclass
+class Task:
+    """A data set, a network, a metric and a budget."""
+
+    name: str
+    make_data: object  # seed -> (X, y)
+    estimator_params: dict
+    metric: str
+    epochs: int
+    quick_epochs: int
+    learning_rate: float
+
+
+def _multioutput(seed, n_samples):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_samples, 10))
+    Y = np.column_stack(
+        [
+            np.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2],
+            np.exp(-(X[:, 3] ** 2)) * X[:, 4] + np.abs(X[:, 5]),
+            np.tanh(X[:, 6] + X[:, 7]) * X[:, 8] + 0.5 * X[:, 9] ** 2,
+        ]
+    )
+    return X, Y + 0.1 * rng.normal(size=Y.shape)
+
+
+def make_tasks(quick):
+    """The tasks, smaller with ``quick``."""
+    n_burgers, n_darcy, n_tabular = (400, 300, 2000) if quick else (1000, 500, 5000)
+
+    def burgers(seed):
+        data = make_burgers(n_samples=n_burgers, resolution=64, random_state=seed)
+        return data.X, data.y
+
+    def darcy(seed):
+        data = make_darcy(n_samples=n_darcy, resolution=16, random_state=seed)
+        return data.X, data.y
+
+    operator = {"batch_size": 20}
+    return {
+        "burgers": Task(
+            "burgers",
+            burgers,
+            {
+                "backbone": FNOBackbone1d(modes=12, width=24, n_layers=3, n_features_out=32),
+                **operator,
+            },
+            "rel. L2",
+            30,
+            10,
+            1e-3,
+        ),
+        "darcy": Task(
+            "darcy",
+            darcy,
+            {
+                "backbone": FNOBackbone2d(modes=6, width=16, n_layers=3, n_features_out=32),
+                **operator,
+            },
+            "rel. L2",
+            30,
+            10,
+            1e-3,
+        ),
+        "friedman1": Task(
+            "friedman1",
+            lambda seed: make_friedman1(n_samples=n_tabular, noise=1.0, random_state=seed),
+            {},
+            "MSE",
+            100,
+            30,
+            1e-2,
+        ),
+        "multioutput": Task(
+            "multioutput", lambda seed: _multioutput(seed, n_tabular), {}, "MSE", 100, 30, 1e-2
+        ),
+    }
+
+
+METHODS = {
+    "CFLO proximal": {"head_update": "proximal"},
+    "CFLO accumulate": {"head_update": "accumulate"},
+    "CFLO proximal, SGD": {"head_update": "proximal", "solver": "sgd"},
+    "Adam": {"head_update": "gradient", "refit_head": False},
+    "SGD": {"head_update": "gradient", "refit_head": False, "solver": "sgd"},
+}
+
+
+def _score(metric, y_true, y_pred):
+    if metric == "rel. L2":
+        return relative_l2_error(y_true, y_pred)
+    return float(np.mean((y_true - y_pred) ** 2))
+
+
+class CurveRecorder:
+    """Wraps the training loop's epoch function to score every epoch of one fit.
+
+    ``scores[e]`` and ``seconds[e]`` belong to the model after ``e + 1``
+    epochs; the clock excludes the scoring itself but includes, for a refitted
+    head, the exact refit that a fit of that length would end with.
+    """
+
+    def __init__(self, task, X_test, y_test, y_train, refit, alpha, clock):
+        self.task, self.X_test, self.y_test = task, X_test, y_test
+        self.clock = clock
+        self.y_train = y_train
+        self.refit, self.alpha = refit, alpha
+        self.scores, self.seconds = [], []
+        self.start = None
+        self.paused = 0.0
+
+    def wrap(self, run_epoch):
+        def recorded_epoch(backbone, inputs, targets, *args, **kwargs):
+            weights, per_output_mse = run_epoch(backbone, inputs, targets, *args, **kwargs)
+            if per_output_mse is not None:
+                self._record(backbone, inputs, targets, weights)
+            return weights, per_output_mse
+
+        return recorded_epoch
+
+    @torch.no_grad()
+    def _record(self, backbone, inputs, targets, weights):
+        arrived = self.clock()
+        refit_seconds = 0.0
+        if self.refit:
+            targets64 = targets.to(torch.float64)
+            batch_size = self.task.estimator_params.get("batch_size", 200)
+            stats = training.collect_statistics(backbone, inputs, targets64, batch_size)
+            weights = solve_head(stats, self.alpha)
+            refit_seconds = self.clock() - arrived
+        self.seconds.append(arrived - self.start - self.paused + refit_seconds)
+        self.scores.append(self._test_score(backbone, inputs, targets, weights))
+        self.paused += self.clock() - arrived
+
+    def _test_score(self, backbone, inputs, targets, weights):
+        raw_train = torch.as_tensor(self.y_train, dtype=torch.float64, device=inputs.device)
+        scaler = training.TargetScaler(raw_train.reshape(targets.shape))
+        test_inputs = torch.as_tensor(self.X_test, dtype=inputs.dtype, device=inputs.device)
+        features = training.compute_features(backbone, test_inputs, 1024)
+        scaled = apply_head(features.to(torch.float64), weights)
+        raw = scaled * scaler.scale + scaler.mean
+        predictions = raw.reshape(len(self.X_test), -1).cpu().numpy()
+        return _score(self.task.metric, self.y_test.reshape(len(self.y_test), -1), predictions)
+
+
+def run_curve(task, method, seed, split, epochs, device, clock):
+    """Scores and seconds per epoch of one fit."""
+    X_train, X_test, y_train, y_test = split
+    params = dict(METHODS[method])
+    rate = task.learning_rate * (10 if params.get("solver") == "sgd" else 1)
+    model = CFLORegressor(
+        max_iter=epochs,
+        learning_rate_init=rate,
+        random_state=seed,
+        device=device,
+        **task.estimator_params,
+        **params,
+    )
+    recorder = CurveRecorder(
+        task, X_test, y_test, y_train, params.get("refit_head", True), model.alpha, clock
+    )
+    original = training._run_epoch
+    training._run_epoch = recorder.wrap(original)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            recorder.start = clock()
+            model.fit(X_train, y_train)
+    finally:
+        training._run_epoch = original
+    final = _score(
+        task.metric,
+        y_test.reshape(len(y_test), -1),
+        model.predict(X_test).reshape(len(y_test), -1),
+    )
+    # The hook's last point must be the fitted model itself.
+    if not np.isclose(final, recorder.scores[-1], rtol=1e-4):
+        raise RuntimeError(f"{method}: hook score {recorder.scores[-1]} != fitted {final}")
+    return np.array(recorder.scores), np.array(recorder.seconds)
+
+
+def run_task(task, methods, seeds, epochs, device, clock, log):
+    """``{method: (scores (seeds, epochs), seconds (seeds, epochs))}``."""
+    curves = {method: ([], []) for method in methods}
+    for seed in range(seeds):
+        X, y = task.make_data(seed)
+        split = train_test_split(X, y, test_size=0.2, random_state=seed)
+        if seed == 0:
+            # Warm-up: one-off costs (lazy initialisation, allocator) out of the timings.
+            warm = [part[:64] for part in split]
+            for method in methods:
+                run_curve(task, method, seed, warm, 1, device, clock)
+        for method in methods:
+            scores, seconds = run_curve(task, method, seed, split, epochs, device, clock)
+            curves[method][0].append(scores)
+            curves[method][1].append(seconds)
+            print(
+                f"  {task.name} seed {seed} {method}: {scores[-1]:.4g} in {seconds[-1]:.1f} s",
+                file=log,
+                flush=True,
+            )
+    return {method: (np.array(s), np.array(t)) for method, (s, t) in curves.items()}
+
+
+def checkpoints(epochs):
+    """Epochs shown in the table: 10% of the budget, a quarter, half, all."""
+    marks = [max(1, round(epochs * f)) for f in (EARLY_FRACTION, 0.25, 0.5, 1.0)]
+    return sorted(set(marks))
+
+
+def time_to_reach(scores, seconds, level):
+    """First wall time at which the mean curve is at or below ``level``; ``inf`` if never."""
+    reached = np.flatnonzero(scores.mean(axis=0) <= level)
+    return seconds.mean(axis=0)[reached[0]] if reached.size else float("inf")
+
+
+def target_lines(task, curves, epochs):
+    """The issue's three targets for ``task``, each with its measured ratio."""
+    if REFERENCE not in curves or BASELINE not in curves:
+        return []
+    ours, ours_time = curves[REFERENCE]
+    base, base_time = curves[BASELINE]
+    early = max(1, round(epochs * EARLY_FRACTION)) - 1
+    early_ratio = ours[:, early].mean() / base[:, early].mean()
+    end_ratio = ours[:, -1].mean() / base[:, -1].mean()
+    reach = time_to_reach(ours, ours_time, base[:, -1].mean())
+    time_ratio = reach / base_time[:, -1].mean()
+
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+
+    return [
+        f"{task.name}: early (epoch {early + 1}): CFLO/Adam error {early_ratio:.2f} "
+        f"(target <= {EARLY_RATIO}) {verdict(early_ratio <= EARLY_RATIO)}",
+        f"{task.name}: end (epoch {epochs}): CFLO/Adam error {end_ratio:.2f} "
+        f"(target <= 1) {verdict(end_ratio <= 1.0)}",
+        f"{task.name}: time to Adam's final error: {reach:.3g} s vs Adam's "
+        f"{base_time[:, -1].mean():.3g} s, ratio {time_ratio:.2f} "
+        f"(target <= {TIME_RATIO}) {verdict(time_ratio <= TIME_RATIO)}",
+    ]
+
+
+def table_lines(task, curves, epochs):
+    lines = []
+    for epoch in checkpoints(epochs):
+        for method, (scores, seconds) in curves.items():
+            column = scores[:, epoch - 1]
+            lines.append(
+                f"| {task.name} | {epoch} | {method} | {column.mean():.4g} ± {column.std():.2g}"
+                f" | {seconds[:, epoch - 1].mean():.3g} |"
+            )
+    return lines
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(results), figsize=(4 * len(results), 7), squeeze=False)
+    for column, (task, curves) in enumerate(results.values()):
+        for method, (scores, seconds) in curves.items():
+            mean, std = scores.mean(axis=0), scores.std(axis=0)
+            epochs = np.arange(1, scores.shape[1] + 1)
+            (line,) = axes[0, column].plot(epochs, mean, label=method)
+            axes[0, column].fill_between(epochs, mean - std, mean + std, alpha=0.2)
+            axes[1, column].plot(seconds.mean(axis=0), mean, color=line.get_color())
+        axes[0, column].set(title=task.name, xlabel="epoch", ylabel=task.metric, yscale="log")
+        axes[1, column].set(xlabel="wall time (s)", ylabel=task.metric, yscale="log")
+    axes[0, 0].legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, short budgets")
+    parser.add_argument("--tasks", nargs="+", default=["burgers", "darcy", "friedman1"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seeds", type=int, default=None, help="default 3 (2 with --quick)")
+    parser.add_argument("--epochs", type=int, default=None, help="budget of every task")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
+    parser.add_argument("--plot", default=None, help="save the curves to this image file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    seeds = args.seeds or (2 if args.quick else 3)
+    tasks = make_tasks(args.quick)
+    print(f"# command: python {shlex.join(['benchmarks/bench_convergence.py', *sys.argv[1:]])}")
+    print(f"# date: {datetime.datetime.now().isoformat(timespec='seconds')}")
+    print(
+        f"# machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads "
+        f"{torch.get_num_threads()}, torch {torch.__version__}, "
+        f"scikit-learn {sklearn.__version__}, device {args.device}"
+    )
+    print(
+        f"# seeds: {seeds}; 80/20 split; mean ± std over seeds; seconds: mean "
+        f"{'process CPU' if args.clock == 'cpu' else 'wall'} time from the call to fit"
+    )
+    print("| task | epoch | method | test error | seconds |")
+    print("|---|---|---|---|---|")
+    results, verdicts = {}, []
+    for name in args.tasks:
+        task = tasks[name]
+        epochs = args.epochs or (task.quick_epochs if args.quick else task.epochs)
+        curves = run_task(
+            task, args.methods, seeds, epochs, args.device, CLOCKS[args.clock], sys.stderr
+        )
+        results[name] = (task, curves)
+        print("\n".join(table_lines(task, curves, epochs)), flush=True)
+        verdicts += target_lines(task, curves, epochs)
+    print()
+    print("\n".join(f"# {line}" for line in verdicts))
+    if args.plot:
+        plot(results, args.plot)
+        print(f"# curves saved to {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
