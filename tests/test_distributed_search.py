@@ -95,7 +95,7 @@ CFLO_GRID = {
 def _run_both_ways(make_search, fit, backend="dask", **backend_params):
     """The search fitted locally and on the cluster, as ``(local, remote)``."""
     local = fit(make_search(n_jobs=1))
-    with joblib.parallel_backend(backend, **backend_params):
+    with joblib.parallel_config(backend=backend, **backend_params):
         remote = fit(make_search(n_jobs=-1))
     return local, remote
 
@@ -204,7 +204,7 @@ def test_device_is_resolved_in_each_worker_at_fit_time(dask_client, regression, 
         error_score="raise",
         n_jobs=-1,
     )
-    with joblib.parallel_backend("dask"):
+    with joblib.parallel_config(backend="dask"):
         search.fit(X, y)
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     assert search.get_params()["estimator__cfloregressor__device"] == "auto"
@@ -220,7 +220,7 @@ def test_models_fitted_on_workers_come_back_on_cpu_and_predict_here(
         estimator = DFIVRegressor([1, 2], **DFIV_TINY)
         X, y, params = demand.X, demand.y, {"Z": demand.Z}
     local = cross_validate(estimator, X, y, cv=2, params=params, return_estimator=True)
-    with joblib.parallel_backend("dask"):
+    with joblib.parallel_config(backend="dask"):
         remote = cross_validate(
             estimator, X, y, cv=2, params=params, return_estimator=True, n_jobs=-1
         )
