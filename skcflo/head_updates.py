@@ -20,6 +20,10 @@ backbone step (``recompute_features=True``, the paper's Algorithm 1, step 2:
 a second forward pass per batch) or as the gradient step computed them just
 before it (``False``: one forward pass per batch; the head then lags the
 backbone by one step). The loop asks the strategy which one it wants.
+
+In data-parallel training (:mod:`skcflo.distributed`) the loop sets a
+strategy's ``reduce`` to a function that sums ridge statistics over the
+processes, each of which holds a share of every batch.
 """
 
 from .head import RidgeStatistics, solve_head, solve_proximal_batch
@@ -34,11 +38,17 @@ class ProximalUpdate:
         self.alpha = alpha
         self.proximal_lambda = proximal_lambda
         self.recompute_features = recompute_features
+        self.reduce = None
 
     def start(self, stats):
         """Called with the statistics of the exact initial fit; nothing to keep."""
 
     def after_step(self, weights, features, targets):
+        if self.reduce is not None:
+            # Data-parallel: this process holds a share of the batch; the sum of
+            # every share's statistics is the batch's.
+            stats = self.reduce(RidgeStatistics.from_batch(features, targets))
+            return solve_head(stats, self.alpha, self.proximal_lambda, previous=weights)
         # Woodbury in the batch's row space when the batch is narrower than the head.
         return solve_proximal_batch(
             features, targets, self.alpha, self.proximal_lambda, previous=weights
@@ -52,6 +62,7 @@ class AccumulateUpdate:
         self.alpha = alpha
         self.forgetting_factor = forgetting_factor
         self.recompute_features = recompute_features
+        self.reduce = None
         self.stats = None
 
     def start(self, stats):
@@ -59,6 +70,8 @@ class AccumulateUpdate:
 
     def after_step(self, weights, features, targets):
         batch = RidgeStatistics.from_batch(features, targets)
+        if self.reduce is not None:
+            batch = self.reduce(batch)
         self.stats = self.stats.discounted(self.forgetting_factor) + batch
         return solve_head(self.stats, self.alpha)
 
@@ -67,6 +80,7 @@ class FixedWithinEpoch:
     """Head refitted exactly once per epoch (by the loop); batches leave it alone."""
 
     recompute_features = False
+    reduce = None
 
     def start(self, stats):
         """The loop does the per-epoch refit."""

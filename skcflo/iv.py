@@ -24,6 +24,7 @@ from ._base import (
 from .backbones import MLPBackbone, Standardize
 from .dfiv import predict_stage1, structural_prediction
 from .dfiv_training import DFIVNetworks, DFIVOptions, DFIVSample, DFIVTrainer
+from .distributed import current_data_parallel
 from .training import (
     LEARNING_RATE_SCHEDULES,
     TargetScaler,
@@ -248,6 +249,12 @@ default='constant'
         self : DFIVRegressor
         """
         with rollback_on_failure(self):
+            if current_data_parallel() is not None:
+                # Each process would silently train the whole model on its own.
+                raise ValueError(
+                    "DFIVRegressor does not support data-parallel training "
+                    "(skcflo.distributed.data_parallel); fit it outside that block."
+                )
             X, y = validate_data(
                 self,
                 X,

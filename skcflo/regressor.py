@@ -22,6 +22,7 @@ from ._base import (
     warn_if_ended_early,
 )
 from .backbones import ACTIVATIONS, MLPBackbone
+from .distributed import current_data_parallel
 from .head import apply_head, predictive_std
 from .head_updates import HEAD_UPDATES, make_head_update
 from .streaming import start_stream, stream_head, train_chunk
@@ -289,10 +290,10 @@ default='proximal'
             The fitted estimator.
         """
         previous = dict(self.__dict__) if self.warm_start else {}
+        group = current_data_parallel()
         with rollback_on_failure(self):
             X, y = self._validated_training_data(X, y, reset=True)
-            device = resolve_device(self.device)
-            seed = draw_seed(self.random_state)
+            device, seed = self._device_and_seed(group, len(X))
             backbone = self._initial_backbone(previous, seed, device)
             train, validation = self._split_validation(len(X), seed)
             inputs = as_tensor(X[train], device)
@@ -311,6 +312,7 @@ default='proximal'
                     as_tensor(X[validation], device),
                     as_tensor(Y[validation], device, dtype=torch.float64),
                 ),
+                group=group,
             )
             if "backbone_" in previous:
                 result.loss_curve[:0] = previous["loss_curve_"]
@@ -341,6 +343,11 @@ default='proximal'
         """
         first_call = "_stream" not in self.__dict__
         with rollback_on_failure(self):
+            if current_data_parallel() is not None:
+                raise ValueError(
+                    "partial_fit does not support data-parallel training; call fit inside "
+                    "skcflo.distributed.data_parallel()."
+                )
             if self.head_update == "gradient":
                 raise ValueError("partial_fit needs a closed-form head_update, not 'gradient'.")
             X, y = self._validated_training_data(X, y, reset=first_call and not self._is_fitted())
@@ -374,6 +381,21 @@ default='proximal'
 
     def _is_fitted(self):
         return "backbone_" in self.__dict__
+
+    def _device_and_seed(self, group, n_samples):
+        """This process's device and seed; in a data-parallel group, the group's."""
+        seed = draw_seed(self.random_state)
+        if group is None:
+            return resolve_device(self.device), seed
+        batch_size = self._training_options(n_samples).batch_size
+        if min(batch_size, n_samples) < group.world_size:
+            raise ValueError(
+                f"Data-parallel training over {group.world_size} processes needs a batch "
+                f"of at least {group.world_size} rows; got batch_size={batch_size} "
+                f"and {n_samples} samples."
+            )
+        device = group.device if self.device == "auto" else resolve_device(self.device)
+        return device, group.broadcast_seed(seed)
 
     def _validated_training_data(self, X, y, reset):
         n_features = self.__dict__.get("n_features_in_")

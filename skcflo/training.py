@@ -150,8 +150,16 @@ def compute_features(backbone, inputs, batch_size):
 
 
 @torch.no_grad()
-def collect_statistics(backbone, inputs, targets, batch_size):
-    """Exact ridge statistics of the whole data set, one batch at a time."""
+def collect_statistics(backbone, inputs, targets, batch_size, group=None):
+    """Exact ridge statistics of the whole data set, one batch at a time.
+
+    With a data-parallel ``group`` each process passes over its share of the
+    rows and the shares' statistics are summed.
+    """
+    if group is not None:
+        rows = group.shard(torch.arange(inputs.shape[0], device=inputs.device))
+        stats = collect_statistics(backbone, inputs[rows], targets[rows], batch_size)
+        return group.reduce_statistics(stats)
     backbone.eval()
     total = None
     chunks = zip(torch.split(inputs, batch_size), torch.split(targets, batch_size), strict=True)
@@ -201,7 +209,9 @@ class _Checkpoint:
         return self.weights
 
 
-def train_cflo(backbone, inputs, targets, head_update, options, generator, validation=None):
+def train_cflo(
+    backbone, inputs, targets, head_update, options, generator, validation=None, group=None
+):
     """Train ``backbone`` by gradient steps against a closed-form head.
 
     Parameters
@@ -219,6 +229,10 @@ def train_cflo(backbone, inputs, targets, head_update, options, generator, valid
         Held-out data for early stopping: training stops once the validation
         R² has not improved by ``options.tol`` for ``options.n_iter_no_change``
         epochs, and the best state is restored.
+    group : skcflo.distributed.DataParallel, default=None
+        Spread every global batch over the processes of a data-parallel
+        group (see :mod:`skcflo.distributed`); ``None`` trains in this
+        process alone.
 
     Returns
     -------
@@ -229,8 +243,9 @@ def train_cflo(backbone, inputs, targets, head_update, options, generator, valid
     scaled32 = scaled.to(inputs.dtype)
     batch_size = min(options.batch_size, inputs.shape[0])
 
-    exact = _ExactHead(backbone, inputs, scaled, batch_size, options, head_update)
+    exact = _ExactHead(backbone, inputs, scaled, batch_size, options, head_update, group)
     weights, optimizer = _initial_state(backbone, inputs, exact, head_update, options, generator)
+    replicas = None if group is None else _Replicas(group, backbone, head_update)
     scheduler = make_scheduler(optimizer, options)
     stopper = None if validation is None else _EarlyStopping(validation, scaler, options)
     result = TrainingResult(backbone=backbone, head_weights=None)
@@ -251,6 +266,7 @@ def train_cflo(backbone, inputs, targets, head_update, options, generator, valid
                 optimizer,
                 batch_size,
                 generator,
+                replicas,
             )
             if per_output_mse is None:
                 result.diverged = True
@@ -306,8 +322,9 @@ class _ExactHead:
     accumulate steps use the penalty of the latest exact fit.
     """
 
-    def __init__(self, backbone, inputs, targets, batch_size, options, head_update):
+    def __init__(self, backbone, inputs, targets, batch_size, options, head_update, group=None):
         self.backbone, self.inputs, self.targets = backbone, inputs, targets
+        self.group = group
         self.batch_size = batch_size
         self.auto = options.alpha == "auto"
         self.candidates = options.alphas
@@ -315,7 +332,9 @@ class _ExactHead:
         self.head_update = head_update
 
     def statistics(self):
-        return collect_statistics(self.backbone, self.inputs, self.targets, self.batch_size)
+        return collect_statistics(
+            self.backbone, self.inputs, self.targets, self.batch_size, self.group
+        )
 
     def fit(self, stats=None):
         stats = self.statistics() if stats is None else stats
@@ -417,29 +436,71 @@ class _EarlyStopping:
         return self.stale_epochs >= self.patience
 
 
-def _run_epoch(backbone, inputs, targets, weights, head_update, optimizer, batch_size, generator):
+class _Replicas:
+    """A data-parallel fit's view of the group: the DDP-wrapped backbone, shares of batches."""
+
+    def __init__(self, group, backbone, head_update):
+        self.group = group
+        self.module = group.wrap(backbone)
+        if head_update is not None:
+            head_update.reduce = group.reduce_statistics
+
+    def share(self, index):
+        return self.group.shard(index)
+
+    def loss(self, residual, global_rows):
+        """This share's loss, scaled so that DDP's average is the global batch's MSE gradient."""
+        elements = global_rows * math.prod(residual.shape[1:])
+        return residual.pow(2).sum() * (self.group.world_size / elements)
+
+    def average_gradient(self, parameter):
+        """Average a gradient DDP does not see (the baseline's head) over the group."""
+        self.group.sum_(parameter.grad).div_(self.group.world_size)
+
+
+def _run_epoch(
+    backbone,
+    inputs,
+    targets,
+    weights,
+    head_update,
+    optimizer,
+    batch_size,
+    generator,
+    replicas=None,
+):
     """One pass over shuffled mini-batches.
 
     Returns the head weights after the epoch and the mean squared error per
     output (in standardised units), or ``None`` for the error when the loss or
-    the head stopped being finite (a diverged run).
+    the head stopped being finite (a diverged run). With ``replicas`` (a
+    data-parallel fit) this process trains on its share of every batch.
     """
     # Summed on the device and checked once per epoch: no host round trip per batch.
     n_outputs = targets.shape[-1]
     squared_error_sum = torch.zeros(n_outputs, dtype=ACCUMULATION_DTYPE, device=inputs.device)
+    module = backbone if replicas is None else replicas.module
     for index in minibatches(inputs.shape[0], batch_size, generator, inputs.device):
+        global_rows = index.shape[0]
+        if replicas is not None:
+            index = replicas.share(index)
         x_batch, y_batch = inputs[index], targets[index]
         backbone.train()
-        features = backbone(x_batch)
+        features = module(x_batch)
         if head_update is None:
             predictions = features @ weights[:-1] + weights[-1]
         else:
             predictions = apply_head(features, weights)
         residual = predictions - y_batch
-        loss = residual.pow(2).mean()
+        if replicas is None:
+            loss = residual.pow(2).mean()
+        else:
+            loss = replicas.loss(residual, global_rows)
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if replicas is not None and head_update is None:
+                replicas.average_gradient(weights)
             optimizer.step()
         # 'full' keeps its head for the whole epoch: no head work per batch.
         if head_update is not None and not isinstance(head_update, FixedWithinEpoch):
@@ -449,6 +510,8 @@ def _run_epoch(backbone, inputs, targets, weights, head_update, optimizer, batch
         )
     # Rows: samples times grid positions (one position for plain regression).
     n_rows = targets.numel() // n_outputs
+    if replicas is not None:
+        replicas.group.sum_(squared_error_sum)
     per_output_mse = (squared_error_sum / n_rows).cpu()
     if not (torch.isfinite(per_output_mse).all() and torch.isfinite(weights).all()):
         return weights, None
