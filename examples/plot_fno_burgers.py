@@ -17,8 +17,8 @@ point; ``y`` holds the 64 values of each solution as its columns. The same
 network is also trained end to end with Adam (``head_update='gradient'``).
 
 One seed, 240 training functions and 10 epochs: an illustration that runs in
-seconds. ``benchmarks/bench_operators.py`` measures it over seeds and budgets,
-with Darcy flow in 2-D too.
+seconds. ``benchmarks/bench_convergence.py`` measures the error against epochs
+and wall time over seeds, with Darcy flow in 2-D too.
 """
 
 import matplotlib.pyplot as plt
