@@ -25,7 +25,7 @@ from .backbones import ACTIVATIONS, MLPBackbone
 from .distributed import current_data_parallel
 from .head import apply_head, predictive_std
 from .head_updates import HEAD_UPDATES, make_head_update
-from .streaming import start_stream, stream_head, train_chunk
+from .streaming import move_stream, start_stream, stream_head, train_chunk
 from .training import (
     LEARNING_RATE_SCHEDULES,
     TrainingOptions,
@@ -357,6 +357,7 @@ default='proximal'
             if first_call:
                 self._stream = self._start_stream(inputs, y, device, options)
             backbone, state = self._stream
+            move_stream(backbone, state, device)
             targets = as_tensor(_target_layout(y, state.grid), device, dtype=torch.float64)
             saved = copy.deepcopy(backbone.state_dict())
             loss = train_chunk(
@@ -378,6 +379,17 @@ default='proximal'
             fitted = backbone if device.type == "cpu" else copy.deepcopy(backbone)
             self._store_stream(fitted, state, loss, y)
         return self
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        stream = state.get("_stream")
+        if stream is not None and stream[1].weights.device.type != "cpu":
+            # A stream trained on a GPU is pickled from a CPU copy, so that the
+            # pickle loads without CUDA; partial_fit moves it back to its device.
+            backbone, stream_state = copy.deepcopy(stream)
+            move_stream(backbone, stream_state, torch.device("cpu"))
+            state["_stream"] = (backbone, stream_state)
+        return state
 
     def _is_fitted(self):
         return "backbone_" in self.__dict__

@@ -93,3 +93,27 @@ def stream_head(state):
     noise_variance, inverse_system = head_covariance(state.stats, state.alpha, weights)
     noise_variance = noise_variance * state.scaler.scale.to(noise_variance) ** 2
     return state.scaler.weights_to_raw(weights), noise_variance, inverse_system
+
+
+def move_stream(backbone, state, device):
+    """Move a stream's backbone and every tensor of its state to ``device``, in place.
+
+    Used to keep pickles loadable without CUDA (a stream trained on a GPU is
+    pickled from a CPU copy) and to continue such a stream on any device.
+    The optimiser's per-parameter ``step`` counters stay where torch keeps
+    them (on the CPU for non-capturable optimisers).
+    """
+    backbone.to(device)
+    state.scaler.mean = state.scaler.mean.to(device)
+    state.scaler.scale = state.scaler.scale.to(device)
+    stats = state.stats
+    target_sq = None if stats.target_sq is None else stats.target_sq.to(device)
+    state.stats = RidgeStatistics(
+        stats.gram.to(device), stats.cross.to(device), stats.count, target_sq
+    )
+    state.weights = state.weights.to(device)
+    if state.optimizer is not None:
+        for parameter_state in state.optimizer.state.values():
+            for key, value in parameter_state.items():
+                if torch.is_tensor(value) and key != "step":
+                    parameter_state[key] = value.to(device)

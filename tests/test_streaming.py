@@ -1,7 +1,10 @@
 """partial_fit (chunks, forgetting) and warm_start."""
 
+import pickle
+
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose
 from sklearn.datasets import make_friedman1
 from sklearn.linear_model import Ridge
@@ -94,3 +97,36 @@ def test_warm_start_refuses_a_different_number_of_features(friedman):
     with pytest.raises(ValueError, match="warm_start needs the 10 features"):
         model.fit(X[:, :5], y)
     assert model.n_features_in_ == 10
+
+
+def _tensors_of_stream(model):
+    backbone, state = model._stream
+    tensors = list(backbone.parameters()) + [state.scaler.mean, state.scaler.scale]
+    tensors += [state.stats.gram, state.stats.cross, state.stats.target_sq, state.weights]
+    for parameter_state in state.optimizer.state.values():
+        tensors += [v for k, v in parameter_state.items() if torch.is_tensor(v) and k != "step"]
+    return tensors
+
+
+def test_move_stream_moves_every_tensor_the_stream_trains_with(friedman):
+    # The GPU path (a pickle from a CPU copy, partial_fit back on the device)
+    # relies on move_stream missing nothing; the 'meta' device shows any tensor
+    # left behind without needing a GPU.
+    from skcflo.streaming import move_stream
+
+    X, y, _, _ = friedman
+    model = CFLORegressor(hidden_layer_sizes=(8,), random_state=0, device="cpu")
+    model.partial_fit(X[:100], y[:100])
+    backbone, state = model._stream
+    move_stream(backbone, state, torch.device("meta"))
+    assert {t.device.type for t in _tensors_of_stream(model)} == {"meta"}
+
+
+def test_pickled_stream_continues_like_the_original(friedman):
+    X, y, _, _ = friedman
+    model = CFLORegressor(hidden_layer_sizes=(8,), random_state=0, device="cpu")
+    model.partial_fit(X[:100], y[:100])
+    copy = pickle.loads(pickle.dumps(model))
+    model.partial_fit(X[100:200], y[100:200])
+    copy.partial_fit(X[100:200], y[100:200])
+    assert_allclose(copy.predict(X[:50]), model.predict(X[:50]), rtol=1e-12)
