@@ -45,6 +45,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .head import RidgeStatistics
 
+__all__ = ["DataParallel", "current_data_parallel", "data_parallel"]
+
 _ACTIVE = contextvars.ContextVar("skcflo_data_parallel", default=None)
 
 
@@ -61,6 +63,13 @@ class DataParallel:
     device : torch.device
         The device this process trains on (``cuda:LOCAL_RANK`` with CUDA and
         the NCCL backend, else the CPU).
+
+    Examples
+    --------
+    >>> import torch
+    >>> group = DataParallel(rank=1, world_size=2, device=torch.device("cpu"))
+    >>> group.shard(torch.arange(5)).tolist()  # rank 1's share of a 5-row batch
+    [3, 4]
     """
 
     rank: int
@@ -109,7 +118,13 @@ class DataParallel:
 
 
 def current_data_parallel():
-    """The active :class:`DataParallel` group, or ``None`` outside :func:`data_parallel`."""
+    """The active :class:`DataParallel` group, or ``None`` outside :func:`data_parallel`.
+
+    Examples
+    --------
+    >>> print(current_data_parallel())
+    None
+    """
     return _ACTIVE.get()
 
 
@@ -137,15 +152,15 @@ def data_parallel(backend=None):
 
     Examples
     --------
-    A group of one process, as in a test or a notebook:
+    In a notebook, a group of one process (``torchrun`` sets one up for a
+    script, and the block joins it):
 
-    >>> import os
-    >>> os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")
-    >>> os.environ.setdefault("MASTER_PORT", "29533")  # doctest: +ELLIPSIS
-    '...'
-    >>> with data_parallel(backend="gloo") as group:
-    ...     print(group.rank, group.world_size, group.device)
+    >>> import torch.distributed as dist
+    >>> dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    >>> with data_parallel() as group:
+    ...     print(group.rank, group.world_size, group.device.type)
     0 1 cpu
+    >>> dist.destroy_process_group()
     """
     joined = not dist.is_initialized()
     if joined:

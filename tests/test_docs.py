@@ -20,12 +20,14 @@ import pytest
 
 import skcflo
 import skcflo.datasets
+import skcflo.distributed
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 EXAMPLES = sorted(path.stem for path in (ROOT / "examples").glob("plot_*.py"))
 PUBLIC = [(skcflo, name) for name in skcflo.__all__]
 PUBLIC += [(skcflo.datasets, name) for name in skcflo.datasets.__all__]
+PUBLIC += [(skcflo.distributed, name) for name in skcflo.distributed.__all__]
 # Build outputs of a local build must not leak into the copy.
 _GENERATED = shutil.ignore_patterns(
     "_build", "auto_examples", "generated", "sg_execution_times.rst", "__pycache__"
