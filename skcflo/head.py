@@ -25,6 +25,7 @@ Gaussian predictive spread of the Bayesian head (:func:`head_covariance`,
 Pure torch; nothing here knows about scikit-learn.
 """
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -264,7 +265,7 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
     at least 1, so its Cholesky factorisation never needs jitter; a failed one
     (non-finite features) gives NaN weights, without a host synchronisation.
     Well-conditioned batches of float32 features on the CPU are solved in
-    float32 (see :func:`_batch_precision`); the result is float64 either way.
+    float32 (see :func:`_well_conditioned`); the result is float64 either way.
 
     Parameters
     ----------
@@ -296,27 +297,32 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
         return solve_head(RidgeStatistics.from_batch(features, targets), alpha, lam, previous)
     flat = features.reshape(-1, features.shape[-1])
     n_rows, n_coefficients = flat.shape[0], flat.shape[1] + 1
-    penalty = n_rows * penalty_diagonal(n_coefficients, alpha, lam, device=flat.device)
-    dtype = _batch_precision(flat, penalty)
-    if dtype == ACCUMULATION_DTYPE and n_rows >= n_coefficients:
-        # Robust float64 path with the solver's fallbacks.
-        return solve_head(RidgeStatistics.from_batch(features, targets), alpha, lam, previous)
-    rows = torch.nn.functional.pad(flat.to(dtype), (0, 1), value=1.0)
-    penalty = penalty.to(dtype)
+    penalty, inverse = _batch_penalty(n_coefficients, alpha, lam, n_rows, flat.device, flat.dtype)
+    rows = torch.nn.functional.pad(flat, (0, 1), value=1.0)
+    if not _well_conditioned(rows, inverse):
+        if n_rows >= n_coefficients:
+            # Robust float64 path with the solver's fallbacks.
+            stats = RidgeStatistics.from_batch(features, targets)
+            return solve_head(stats, alpha, lam, previous)
+        rows = rows.to(ACCUMULATION_DTYPE)
+        penalty, inverse = _batch_penalty(
+            n_coefficients, alpha, lam, n_rows, flat.device, ACCUMULATION_DTYPE
+        )
+    dtype = rows.dtype
     targets = targets.reshape(-1, targets.shape[-1]).to(dtype)
-    rhs = rows.T @ targets + (n_rows * lam) * previous.to(dtype)
+    rhs = torch.addmm(previous.to(dtype), rows.T, targets, beta=n_rows * lam)
     if n_rows >= n_coefficients:
         system = rows.T @ rows
         system.diagonal().add_(penalty)
         factor, info = torch.linalg.cholesky_ex(system)
         weights = torch.cholesky_solve(rhs, factor)
     else:
-        scaled_rows = rows / penalty
+        scaled_rows = rows * inverse
         kernel = scaled_rows @ rows.T
         kernel.diagonal().add_(1.0)
         factor, info = torch.linalg.cholesky_ex(kernel)
         correction = rows.T @ torch.cholesky_solve(scaled_rows @ rhs, factor)
-        weights = (rhs - correction) / penalty[:, None]
+        weights = (rhs - correction) * inverse[:, None]
     # NaN, not a silently wrong head, when the factorisation failed.
     return torch.where(info == 0, weights, float("nan")).to(ACCUMULATION_DTYPE)
 
@@ -326,8 +332,20 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
 FLOAT32_CONDITION_LIMIT = 1e3
 
 
-def _batch_precision(rows, penalty):
-    """float32 when the batch's proximal system is well conditioned, else float64.
+@functools.lru_cache(maxsize=32)
+def _batch_penalty(n_coefficients, alpha, lam, n_rows, device, dtype):
+    """The diagonal ``B (lam I + alpha D)`` of a batch's proximal system and its inverse.
+
+    Cached: every batch of a fit has the same size and penalties, and on the
+    small batches where the head's cost is mostly per-operation overhead,
+    rebuilding these vectors was a tenth of it.
+    """
+    penalty = n_rows * penalty_diagonal(n_coefficients, alpha, lam, device=device)
+    return penalty.to(dtype), (1.0 / penalty).to(dtype)
+
+
+def _well_conditioned(rows, inverse):
+    """Whether a float32 batch's proximal system can be solved in float32.
 
     With ``A = diag(penalty)`` (every entry positive), the system
     ``U^T U + A`` and its row-space twin ``I + U A^-1 U^T`` have condition
@@ -336,13 +354,11 @@ def _batch_precision(rows, penalty):
     :data:`FLOAT32_CONDITION_LIMIT` the float32 solve is accurate to about
     1e-4, at half the cost of float64 or less. Deciding reads the bound back
     to the host, free on the CPU; on a GPU it would stall the device once per
-    batch, so GPU batches stay in float64.
+    batch, so GPU batches (and float64 features) are solved in float64.
     """
     if rows.dtype != torch.float32 or rows.is_cuda:
-        return ACCUMULATION_DTYPE
-    inverse = (1.0 / penalty).to(torch.float32)
-    bound = (rows.square() @ inverse[:-1]).sum() + rows.shape[0] * inverse[-1]
-    return torch.float32 if float(bound) <= FLOAT32_CONDITION_LIMIT else ACCUMULATION_DTYPE
+        return False
+    return float((rows.square() @ inverse).sum()) <= FLOAT32_CONDITION_LIMIT
 
 
 def apply_head(features, weights):
