@@ -304,10 +304,18 @@ def run_curve(task, method, seed, split, epochs, device, clock):
         y_test.reshape(len(y_test), -1),
         model.predict(X_test).reshape(len(y_test), -1),
     )
-    # The hook's last point must be the fitted model itself.
-    if not np.isclose(final, recorder.scores[-1], rtol=1e-4):
-        raise RuntimeError(f"{method}: hook score {recorder.scores[-1]} != fitted {final}")
-    return np.array(recorder.scores), np.array(recorder.seconds)
+    scores, seconds = recorder.scores, recorder.seconds
+    if model.n_iter_ < epochs:
+        # Diverged: the estimator restored an earlier state. The rest of the curve
+        # is the model the user gets, at the time the whole fit took.
+        print(f"  {method}: diverged after {model.n_iter_} epochs", file=sys.stderr)
+        spent = clock() - recorder.start - recorder.paused
+        scores = scores[: model.n_iter_] + [final] * (epochs - model.n_iter_)
+        seconds = seconds[: model.n_iter_] + [spent] * (epochs - model.n_iter_)
+    elif not np.isclose(final, scores[-1], rtol=1e-4):
+        # The hook's last point must be the fitted model itself.
+        raise RuntimeError(f"{method}: hook score {scores[-1]} != fitted {final}")
+    return np.array(scores), np.array(seconds)
 
 
 def run_task(task, methods, seeds, epochs, device, clock, log):
