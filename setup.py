@@ -43,6 +43,7 @@ setup(
         "docs": DOCS,
         "distributed": DISTRIBUTED,
         "ray": ["ray>=2.40"],
+        "operators": ["neuraloperator>=2.0"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

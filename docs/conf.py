@@ -59,6 +59,9 @@ sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
+    # Only plot_* scripts are gallery pages. Others, such as
+    # neuraloperator_backbone.py (an optional package), stay plain scripts.
+    "ignore_pattern": r"__init__\.py|^(?!plot_)",
     # Pages of the API reference list the examples that use each name.
     "doc_module": ("skcflo",),
     "backreferences_dir": "generated/backreferences",
