@@ -10,8 +10,10 @@ speed-up ``T1 / TN`` and its range over the repeats, and the largest
 difference between the two fits' predictions relative to their scale.
 
 Configurations: the tabular MLP (``hidden_layer_sizes=(256, 256)``,
-Friedman #1, 20,000 rows, batch 512) and the Burgers FNO (1,000 samples at
-resolution 64, batch 40), 3 epochs each (``--quick``: smaller).
+Friedman #1, 20,000 rows, batch 512), the same with more work per batch
+(``mlp-large-batch``: ``(1024, 256)``, 40,000 rows, batch 4096) and the
+Burgers FNO (1,000 samples at resolution 64, batch 40), 3 epochs each
+(``--quick``: smaller data).
 
 Usage
 -----
@@ -57,6 +59,9 @@ def _configuration(name, quick):
     if name == "mlp":
         X, y = make_friedman1(n_samples=5000 if quick else 20000, noise=1.0, random_state=0)
         return X, y, {"hidden_layer_sizes": (256, 256), "batch_size": 512}
+    if name == "mlp-large-batch":
+        X, y = make_friedman1(n_samples=10000 if quick else 40000, noise=1.0, random_state=0)
+        return X, y, {"hidden_layer_sizes": (1024, 256), "batch_size": 4096}
     data = make_burgers(n_samples=300 if quick else 1000, resolution=64, random_state=0)
     backbone = FNOBackbone1d(modes=12, width=24, n_layers=3, n_features_out=32)
     return data.X, data.y, {"backbone": backbone, "batch_size": 40, "learning_rate_init": 1e-3}
@@ -104,7 +109,7 @@ def main(argv=None):
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--configurations", nargs="+", default=["mlp", "fno"])
+    parser.add_argument("--configurations", nargs="+", default=["mlp", "mlp-large-batch", "fno"])
     args = parser.parse_args(argv)
     command = ["python", "benchmarks/bench_data_parallel.py", *sys.argv[1:]]
     print(f"# command: {shlex.join(command)}")
