@@ -191,27 +191,15 @@ def _configurations(quick):
             {"backbone": MLPBackbone(hidden_layer_sizes=(256, width)), "batch_size": 256},
         )
     burgers = make_burgers(n_samples=400 if quick else 1000, resolution=64, random_state=0)
-    yield (
-        "FNO1d Burgers s=64, b=20",
-        burgers.X,
-        burgers.y,
-        {
-            "backbone": FNOBackbone1d(modes=12, width=24, n_layers=3, n_features_out=32),
-            "batch_size": 20,
-            "learning_rate_init": 1e-3,
-        },
-    )
     darcy = make_darcy(n_samples=300 if quick else 500, resolution=16, random_state=0)
-    yield (
-        "FNO2d Darcy s=16, b=20",
-        darcy.X,
-        darcy.y,
-        {
-            "backbone": FNOBackbone2d(modes=6, width=16, n_layers=3, n_features_out=32),
-            "batch_size": 20,
-            "learning_rate_init": 1e-3,
-        },
-    )
+    operators = [
+        ("FNO1d Burgers s=64, b=20", burgers, FNOBackbone1d(modes=12, width=24, n_layers=3)),
+        ("FNO2d Darcy s=16, b=20", darcy, FNOBackbone2d(modes=6, width=16, n_layers=3)),
+    ]
+    for name, data, backbone in operators:
+        backbone.set_params(n_features_out=32)
+        params = {"backbone": backbone, "batch_size": 20, "learning_rate_init": 1e-3}
+        yield name, data.X, data.y, params
 
 
 def _seconds_per_epoch(X, y, params, device, epochs, repeats=3):
