@@ -1,4 +1,4 @@
-"""Shared test configuration."""
+"""Shared test configuration: the test suite and the docstring examples under ``skcflo/``."""
 
 import pytest
 import torch
