@@ -2,10 +2,11 @@
 
 The same backbone, ``MLPBackbone(hidden_layer_sizes=(256, d))`` on a
 synthetic regression set (``make_regression``, 4096 rows, 32 features), is
-trained with each closed-form head ('proximal', 'accumulate', 'full', and
-'proximal+recompute': ``recompute_features=True``, the paper's second forward
-pass per batch) and, as the baseline, end to end with the head an ordinary
-layer trained by Adam (``head_update='gradient'``). Everything else is
+trained with each closed-form head ('proximal', 'accumulate' and 'full' with
+the head updated from the gradient step's features, ``recompute_features=False``,
+and 'proximal+recompute': ``recompute_features=True``, the estimator's default,
+the paper's second forward pass per batch) and, as the baseline, end to end
+with the head an ordinary layer trained by Adam (``head_update='gradient'``). Everything else is
 ``CFLORegressor``'s default (Adam, learning rate 1e-2, ``alpha=0.1``,
 ``proximal_lambda=1``). Feature widths ``d`` in {64, 256, 1024, 4096}
 (``--quick``: {64, 256, 1024}), batch sizes {32, 256}.

@@ -34,7 +34,7 @@ HEAD_UPDATES = ("proximal", "accumulate", "full", "gradient")
 class ProximalUpdate:
     """Batch ridge fit regularised toward the previous head."""
 
-    def __init__(self, alpha, proximal_lambda, recompute_features=False):
+    def __init__(self, alpha, proximal_lambda, recompute_features=True):
         self.alpha = alpha
         self.proximal_lambda = proximal_lambda
         self.recompute_features = recompute_features
@@ -58,7 +58,7 @@ class ProximalUpdate:
 class AccumulateUpdate:
     """Recursive least squares with exponential forgetting of old batches."""
 
-    def __init__(self, alpha, forgetting_factor, recompute_features=False):
+    def __init__(self, alpha, forgetting_factor, recompute_features=True):
         self.alpha = alpha
         self.forgetting_factor = forgetting_factor
         self.recompute_features = recompute_features
@@ -89,7 +89,7 @@ class FixedWithinEpoch:
         return weights
 
 
-def make_head_update(name, alpha, proximal_lambda, forgetting_factor, recompute_features=False):
+def make_head_update(name, alpha, proximal_lambda, forgetting_factor, recompute_features=True):
     """The strategy object for ``name``; ``None`` for the gradient-trained head."""
     if name == "proximal":
         return ProximalUpdate(alpha, proximal_lambda, recompute_features)

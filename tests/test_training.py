@@ -352,3 +352,13 @@ def test_reused_and_recomputed_features_train_to_similar_quality(friedman):
     ]
     # The reused features lag the backbone by one step; measured ratio 0.9-1.1.
     assert errors[0] <= 1.25 * errors[1]
+
+
+def test_a_rows_prediction_does_not_depend_on_the_rows_beside_it(friedman):
+    # float32 products round differently for one row than for many; predict
+    # runs a float64 copy of the network so that the difference is ~1e-15.
+    X, y = friedman
+    model = CFLORegressor(hidden_layer_sizes=(32,), max_iter=3, random_state=0).fit(X, y)
+    together = model.predict(X[:20])
+    alone = np.concatenate([model.predict(X[i : i + 1]) for i in range(20)])
+    assert_allclose(alone, together, rtol=1e-12, atol=1e-12)
