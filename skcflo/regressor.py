@@ -129,7 +129,7 @@ default='proximal'
         as the paper's Algorithm 1 does (a second, gradient-free forward pass
         per batch). ``False`` reuses the features of the gradient step's own
         forward pass, so the head lags the backbone by one step: measured
-        equally accurate on tabular problems and 10-20% higher final error on
+        equally accurate on tabular problems and 10-40% higher final error on
         Fourier neural operators, for 0.1-0.5x less time per epoch (see
         ``benchmarks/README.md``).
     refit_head : bool, default=True
