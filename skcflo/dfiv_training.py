@@ -33,6 +33,7 @@ from .head import (
     solve_proximal_batch,
 )
 from .training import (
+    Patience,
     compute_features,
     make_optimizer,
     make_scheduler,
@@ -142,7 +143,7 @@ class DFIVTrainer:
         """
         result = DFIVResult(None, None)
         last_good = self._snapshot()
-        best, stale_epochs = None, 0
+        patience = Patience(self.options.tol, self.options.n_iter_no_change)
         schedulers = [make_scheduler(o, self.options) for o in self.optimizers.values()]
         bar = progress_bar(self.options.max_iter, self.options.verbose)
         try:
@@ -163,25 +164,19 @@ class DFIVTrainer:
                     score = -self.held_out_stage2_loss(first, second, validation)
                     result.validation_scores.append(score)
                     postfix["val IV loss"] = f"{-score:.4g}"
-                    stale_epochs = (
-                        0
-                        if best is None or score > best[0] + self.options.tol
-                        else (stale_epochs + 1)
-                    )
-                    if best is None or score > best[0]:
-                        best = (score, last_good)
+                    patience.update(score, last_good)
                 bar.set_postfix(postfix, refresh=False)
                 bar.update()
-                if validation is not None and stale_epochs >= self.options.n_iter_no_change:
+                if validation is not None and patience.exhausted():
                     break
         except KeyboardInterrupt:
             result.interrupted = True
             self._restore(last_good)
         finally:
             bar.close()
-        if best is not None and not (result.diverged or result.interrupted):
-            result.best_validation_score = best[0]
-            self._restore(best[1])
+        if patience.best_state is not None and not (result.diverged or result.interrupted):
+            result.best_validation_score = patience.best_score
+            self._restore(patience.best_state)
         heads = (self.stage1_weights, self.stage2_weights)
         stopped_early = result.diverged or result.interrupted
         if self.options.refit_head or stopped_early or any(head is None for head in heads):

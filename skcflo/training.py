@@ -391,6 +391,43 @@ def _recover(backbone, checkpoints, exact, result):
     return weights, stats
 
 
+class Patience:
+    """Early stopping's bookkeeping: the best score so far, its state, stale epochs.
+
+    An epoch is stale unless its score beats the best by more than ``tol``;
+    the best state is kept whenever the score beats the best at all
+    (scikit-learn's ``n_iter_no_change`` / ``tol`` rule). Shared by the CFLO
+    loop (validation R²) and the DFIV schedule (held-out IV loss).
+
+    Examples
+    --------
+    >>> patience = Patience(tol=0.1, n_iter_no_change=2)
+    >>> for epoch, score in enumerate([1.0, 1.05, 1.08]):
+    ...     patience.update(score, state=epoch)
+    >>> patience.exhausted(), patience.best_score, patience.best_state
+    (True, 1.08, 2)
+    """
+
+    def __init__(self, tol, n_iter_no_change):
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.best_score = -math.inf
+        self.best_state = None
+        self.stale_epochs = 0
+
+    def update(self, score, state):
+        if score > self.best_score + self.tol:
+            self.stale_epochs = 0
+        else:
+            self.stale_epochs += 1
+        if score > self.best_score:
+            self.best_score = score
+            self.best_state = state
+
+    def exhausted(self):
+        return self.stale_epochs >= self.n_iter_no_change
+
+
 class _EarlyStopping:
     """Validation R² after every epoch; remembers the best state."""
 
@@ -398,11 +435,7 @@ class _EarlyStopping:
         self.inputs = validation[0]
         self.targets = scaler.transform(validation[1])
         self.batch_size = options.batch_size
-        self.tol = options.tol
-        self.patience = options.n_iter_no_change
-        self.best = None
-        self.best_score = -math.inf
-        self.stale_epochs = 0
+        self.patience = Patience(options.tol, options.n_iter_no_change)
 
     def residuals(self, backbone, weights):
         features = compute_features(backbone, self.inputs, max(self.batch_size, 1024))
@@ -423,17 +456,19 @@ class _EarlyStopping:
         # standardised, which leaves R² unchanged.
         total = centred.pow(2).sum(dim=0).clamp_min(torch.finfo(ACCUMULATION_DTYPE).tiny)
         score = float((1.0 - residual.pow(2).sum(dim=0) / total).mean())
-        if score > self.best_score + self.tol:
-            self.stale_epochs = 0
-        else:
-            self.stale_epochs += 1
-        if score > self.best_score:
-            self.best_score = score
-            self.best = checkpoint
+        self.patience.update(score, checkpoint)
         return score
 
     def should_stop(self):
-        return self.stale_epochs >= self.patience
+        return self.patience.exhausted()
+
+    @property
+    def best(self):
+        return self.patience.best_state
+
+    @property
+    def best_score(self):
+        return self.patience.best_score
 
 
 class _Replicas:
