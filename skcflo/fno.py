@@ -346,7 +346,26 @@ def _grid_size_2d(n_features, in_channels):
     return s
 
 
-class FNOBackbone1d(BaseEstimator):
+class _FNOSpec(BaseEstimator):
+    """Shared ``build_module`` of the FNO specs; subclasses name the network and grid rule."""
+
+    _network = None
+    _grid_size = None
+
+    def build_module(self, n_features_in):
+        """Build an untrained network for ``n_features_in`` flattened grid columns.
+
+        The columns must fill the spec's grid (``s * c`` in 1-D, ``s * s * c``
+        in 2-D, for ``c = in_channels``); checked before anything is built.
+        """
+        in_channels = _check_positive_int("in_channels", self.in_channels)
+        self._grid_size(n_features_in, in_channels)
+        return self._network(
+            self.modes, self.width, self.n_layers, self.n_features_out, in_channels
+        )
+
+
+class FNOBackbone1d(_FNOSpec):
     """Specification of a 1-D Fourier neural operator backbone.
 
     Builds an :class:`FNO1d`: the closed-form head is the FNO's final
@@ -383,14 +402,11 @@ class FNOBackbone1d(BaseEstimator):
         self.n_features_out = n_features_out
         self.in_channels = in_channels
 
-    def build_module(self, n_features_in):
-        """Build an untrained :class:`FNO1d` for ``n_features_in = s * in_channels`` columns."""
-        in_channels = _check_positive_int("in_channels", self.in_channels)
-        _grid_size_1d(n_features_in, in_channels)
-        return FNO1d(self.modes, self.width, self.n_layers, self.n_features_out, in_channels)
+    _network = FNO1d
+    _grid_size = staticmethod(_grid_size_1d)
 
 
-class FNOBackbone2d(BaseEstimator):
+class FNOBackbone2d(_FNOSpec):
     """Specification of a 2-D Fourier neural operator backbone on a square grid.
 
     Builds an :class:`FNO2d`: the closed-form head is the FNO's final
@@ -429,8 +445,5 @@ class FNOBackbone2d(BaseEstimator):
         self.n_features_out = n_features_out
         self.in_channels = in_channels
 
-    def build_module(self, n_features_in):
-        """Build an untrained :class:`FNO2d` for ``n_features_in = s * s * in_channels`` columns."""
-        in_channels = _check_positive_int("in_channels", self.in_channels)
-        _grid_size_2d(n_features_in, in_channels)
-        return FNO2d(self.modes, self.width, self.n_layers, self.n_features_out, in_channels)
+    _network = FNO2d
+    _grid_size = staticmethod(_grid_size_2d)
