@@ -70,17 +70,13 @@ budget), ``--methods``, ``--threads`` (torch intra-op threads, default 1),
 """
 
 import argparse
-import datetime
 import os
-import platform
-import shlex
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import sklearn
 import torch
 from sklearn.datasets import make_friedman1
 from sklearn.exceptions import ConvergenceWarning
@@ -91,6 +87,8 @@ from sklearn.preprocessing import StandardScaler
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.isdir(os.path.join(REPO_ROOT, "skcflo")) and REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
+
+from _provenance import print_provenance  # noqa: E402
 
 import skcflo.training as training  # noqa: E402
 from skcflo import CFLORegressor, FNOBackbone1d, FNOBackbone2d  # noqa: E402
@@ -423,13 +421,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     seeds = args.seeds or (2 if args.quick else 3)
     tasks = make_tasks(args.quick)
-    print(f"# command: python {shlex.join(['benchmarks/bench_convergence.py', *sys.argv[1:]])}")
-    print(f"# date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(
-        f"# machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads "
-        f"{torch.get_num_threads()}, torch {torch.__version__}, "
-        f"scikit-learn {sklearn.__version__}, device {args.device}"
-    )
+    print_provenance()
+    print(f"# device: {args.device}")
     print(
         f"# seeds: {seeds}; 80/20 split; mean ± std over seeds; seconds: mean "
         f"{'process CPU' if args.clock == 'cpu' else 'wall'} time from the call to fit"

@@ -27,10 +27,7 @@ instead (see ``docs/scaling.rst``); this benchmark measures CPU processes.
 """
 
 import argparse
-import datetime
 import os
-import platform
-import shlex
 import socket
 import statistics
 import sys
@@ -47,6 +44,7 @@ if os.path.isdir(os.path.join(REPO_ROOT, "skcflo")) and REPO_ROOT not in sys.pat
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
+from _provenance import print_provenance  # noqa: E402
 
 
 def _configuration(name, quick):
@@ -111,13 +109,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--configurations", nargs="+", default=["mlp", "mlp-large-batch", "fno"])
     args = parser.parse_args(argv)
-    command = ["python", "benchmarks/bench_data_parallel.py", *sys.argv[1:]]
-    print(f"# command: {shlex.join(command)}")
-    print(f"# date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(
-        f"# machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
-        "gloo, 1 torch thread per process"
-    )
+    print_provenance()
+    print("# backend: gloo, 1 torch thread per process")
     print(f"# repeats: {args.repeats} (alternating), epochs: {args.epochs}, quick: {args.quick}")
     print(
         f"| configuration | 1 process s | {args.processes} processes s | speed-up (range) "

@@ -18,16 +18,11 @@ Run::
 """
 
 import argparse
-import datetime
-import os
-import platform
-import sys
 import time
 import warnings
 
 import numpy as np
-import sklearn
-import torch
+from _provenance import print_provenance
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
@@ -106,14 +101,7 @@ def _print_row(row):
 
 
 def _header(args):
-    print(f"# command: python {' '.join(sys.argv)}")
-    print(f"# date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(
-        f"# machine: {platform.machine()} {platform.processor() or ''}, "
-        f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
-        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
-        f"python {platform.python_version()}"
-    )
+    print_provenance()
     print(
         f"{'design':<9} {'setting':<18} {'method':<22} {'mean MSE':>10} {'median':>10} "
         f"{'min':>9} {'max':>9} {'fit s':>7}"

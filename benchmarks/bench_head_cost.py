@@ -52,14 +52,11 @@ Options: ``--widths``, ``--batch-sizes``, ``--heads``, ``--rounds``,
 
 import argparse
 import cProfile
-import datetime
 import io
 import json
 import os
-import platform
 import pstats
 import resource
-import shlex
 import statistics
 import subprocess
 import sys
@@ -74,6 +71,7 @@ if os.path.isdir(os.path.join(REPO_ROOT, "skcflo")) and REPO_ROOT not in sys.pat
     sys.path.insert(0, REPO_ROOT)
 
 import torch  # noqa: E402
+from _provenance import print_provenance  # noqa: E402
 
 from skcflo import CFLORegressor, MLPBackbone, training  # noqa: E402
 from skcflo._base import build_seeded_backbone, make_generator  # noqa: E402
@@ -264,12 +262,7 @@ def profile_single(head, width, batch_size, rounds, batches, top):
 
 
 def _header(args, widths):
-    print(f"# command: {shlex.join(['python', 'benchmarks/bench_head_cost.py', *sys.argv[1:]])}")
-    print(f"# date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(
-        f"# machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"torch threads {torch.get_num_threads()}, python {platform.python_version()}"
-    )
+    print_provenance()
     print(
         f"# data: make_regression {N_SAMPLES} x {N_FEATURES}; backbone MLPBackbone((256, d)), "
         f"d in {list(widths)}; adam = head_update='gradient'"

@@ -11,15 +11,11 @@ Run::
 """
 
 import argparse
-import datetime
-import os
-import platform
-import sys
 import time
 
 import numpy as np
-import sklearn
 import torch
+from _provenance import print_provenance
 from sklearn.datasets import make_friedman1
 from sklearn.metrics import mean_squared_error, r2_score
 from sklearn.preprocessing import StandardScaler
@@ -52,12 +48,7 @@ def main(argv=None):
     parser.add_argument("--passes", type=int, default=20)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    print(f"# command: python {' '.join(sys.argv)}")
-    print(f"# date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(
-        f"# machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads 1, "
-        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}"
-    )
+    print_provenance()
     print(f"# Friedman #1, 6000 train / 2000 test rows, {args.passes} passes over the data\n")
     settings = [("fit (whole data)", None, None)] + [
         (f"partial_fit, {n} chunks, forgetting {f}", n, f) for n in (5, 20) for f in (1.0, 0.9, 0.5)

@@ -39,17 +39,13 @@ one thread, which would swamp the comparison.
 """
 
 import argparse
-import datetime
-import os
-import platform
-import shlex
 import sys
 import time
 import warnings
 
 import numpy as np
-import sklearn
 import torch
+from _provenance import provenance_lines
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.datasets import load_diabetes, make_friedman1
 from sklearn.exceptions import ConvergenceWarning
@@ -165,17 +161,9 @@ def run(problems, epoch_budgets, seeds, quick, device, sgd_lr, log=None):
 
 def header_lines(args, n_train_note):
     """The command, date and machine the numbers come from."""
-    command = " ".join(["python"] + [shlex.quote(arg) for arg in sys.argv])
     return [
-        f"command: {command}",
-        f"date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-        (
-            f"machine: {platform.processor() or platform.machine()} "
-            f"({platform.platform()}), {os.cpu_count()} CPUs, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
-            f"Python {platform.python_version()}, device {args.device}"
-        ),
+        *provenance_lines(),
+        f"device: {args.device}",
         (
             f"seeds: {args.seeds} (data draw, 75/25 split and weights); "
             f"epoch budgets: {', '.join(map(str, args.epochs))}; {n_train_note}"

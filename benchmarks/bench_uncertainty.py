@@ -14,14 +14,10 @@ Run::
 """
 
 import argparse
-import datetime
-import os
-import platform
-import sys
 
 import numpy as np
-import sklearn
 import torch
+from _provenance import print_provenance
 from scipy.stats import norm
 from sklearn.datasets import make_friedman1
 from sklearn.preprocessing import StandardScaler
@@ -49,12 +45,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    print(f"# command: python {' '.join(sys.argv)}")
-    print(f"# date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(
-        f"# machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads 1, "
-        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}"
-    )
+    print_provenance()
     print("# Friedman #1, 3000 training / 5000 test rows; coverage = mean over seeds\n")
     header = " ".join(f"{int(level * 100):>5}%" for level in LEVELS)
     print(f"{'noise sd':>8} {'noise estimated on':<26} {header} {'est. sd':>8}")

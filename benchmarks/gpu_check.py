@@ -31,10 +31,8 @@ script itself) and exits 0.
 """
 
 import argparse
-import datetime
 import os
 import pickle
-import platform
 import statistics
 import sys
 import time
@@ -49,6 +47,7 @@ if os.path.isdir(os.path.join(REPO_ROOT, "skcflo")) and REPO_ROOT not in sys.pat
     sys.path.insert(0, REPO_ROOT)
 
 import torch  # noqa: E402
+from _provenance import print_provenance  # noqa: E402
 from sklearn.datasets import make_friedman1, make_regression  # noqa: E402
 
 import skcflo.training as training  # noqa: E402
@@ -82,9 +81,7 @@ def guarded(function):
 
 def environment(cuda):
     section("1. Environment")
-    print(f"date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(f"command: python {' '.join(sys.argv)}")
-    print(f"python {platform.python_version()}, torch {torch.__version__}, CPUs {os.cpu_count()}")
+    print_provenance(prefix="")
     if cuda:
         props = torch.cuda.get_device_properties(0)
         print(
