@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skcflo import DFIVRegressor, IVLossScorer, MLPBackbone
 from skcflo.datasets import make_demand, make_demand_test
+from tests.helpers import InterruptedNet
 
 SMALL_NET = MLPBackbone(hidden_layer_sizes=(16,))
 SMALL = {
@@ -386,26 +387,10 @@ def test_verbose_shows_a_progress_bar(small_demand, capsys):
     assert "2/2" in err and "stage-2 loss=" in err
 
 
-class _InterruptingTreatment(torch.nn.Module):
-    """Raises KeyboardInterrupt on the n-th forward pass in training mode."""
-
-    def __init__(self, interrupt_at):
-        super().__init__()
-        self.layer = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.ReLU())
-        self.interrupt_at, self.calls = interrupt_at, 0
-
-    def forward(self, inputs):
-        if self.training:
-            self.calls += 1
-            if self.calls == self.interrupt_at:
-                raise KeyboardInterrupt
-        return self.layer(inputs)
-
-
 def test_ctrl_c_keeps_the_last_completed_epoch(small_demand):
     data = small_demand
     torch.manual_seed(0)
-    net = _InterruptingTreatment(interrupt_at=5)  # stage2_iter=3: stops in epoch 2
+    net = InterruptedNet(1, interrupt_at=5, width=8)  # stage2_iter=3: stops in epoch 2
     params = {**TINY, "max_iter": 4, "stage2_iter": 3, "treatment_backbone": net}
     with pytest.warns(UserWarning, match="interrupted; the model keeps the state after epoch 1"):
         interrupted = DFIVRegressor([1, 2], **params).fit(data.X, data.y, Z=data.Z)

@@ -10,6 +10,7 @@ from torch import nn
 
 from skcflo import CFLORegressor
 from skcflo.training import TrainingOptions, make_scheduler
+from tests.helpers import InterruptedNet
 
 SMALL = {"hidden_layer_sizes": (16,), "random_state": 0, "device": "cpu"}
 
@@ -146,23 +147,6 @@ def test_progress_bar_shows_the_validation_score(friedman, capsys):
 
 
 # -- Ctrl-C -------------------------------------------------------------------------------
-
-
-class InterruptedNet(nn.Module):
-    """Raises KeyboardInterrupt on its n-th forward pass in training mode."""
-
-    def __init__(self, n_features, interrupt_at):
-        super().__init__()
-        self.layer = nn.Sequential(nn.Linear(n_features, 16), nn.ReLU())
-        self.interrupt_at = interrupt_at
-        self.calls = 0
-
-    def forward(self, inputs):
-        if self.training:
-            self.calls += 1
-            if self.calls == self.interrupt_at:
-                raise KeyboardInterrupt
-        return self.layer(inputs)
 
 
 def test_ctrl_c_keeps_the_last_completed_epoch(friedman):
