@@ -293,22 +293,28 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
     >>> torch.allclose(fast, exact)
     True
     """
-    if lam <= 0:
-        return solve_head(RidgeStatistics.from_batch(features, targets), alpha, lam, previous)
-    flat = features.reshape(-1, features.shape[-1])
-    n_rows, n_coefficients = flat.shape[0], flat.shape[1] + 1
-    penalty, inverse = _batch_penalty(n_coefficients, alpha, lam, n_rows, flat.device, flat.dtype)
-    rows = torch.nn.functional.pad(flat, (0, 1), value=1.0)
-    if not _well_conditioned(rows, inverse):
-        if n_rows >= n_coefficients:
-            # Robust float64 path with the solver's fallbacks.
-            stats = RidgeStatistics.from_batch(features, targets)
-            return solve_head(stats, alpha, lam, previous)
-        rows = rows.to(ACCUMULATION_DTYPE)
-        penalty, inverse = _batch_penalty(
-            n_coefficients, alpha, lam, n_rows, flat.device, ACCUMULATION_DTYPE
-        )
+    if lam > 0:
+        flat = features.reshape(-1, features.shape[-1])
+        rows = torch.nn.functional.pad(flat, (0, 1), value=1.0)
+        n_rows, n_coefficients = rows.shape
+        _, inverse = _batch_penalty(n_coefficients, alpha, lam, n_rows, rows.device, rows.dtype)
+        if not _well_conditioned(rows, inverse):
+            rows = rows.to(ACCUMULATION_DTYPE)
+        if rows.dtype != ACCUMULATION_DTYPE or n_rows < n_coefficients:
+            return _solve_batch_rows(rows, targets, alpha, lam, previous)
+    # float64 normal equations, with the solver's jitter and pseudo-inverse fallbacks.
+    return solve_head(RidgeStatistics.from_batch(features, targets), alpha, lam, previous)
+
+
+def _solve_batch_rows(rows, targets, alpha, lam, previous):
+    """The proximal head from the augmented rows ``U``, in their dtype.
+
+    Normal equations for tall batches, the Woodbury row-space form for wide
+    ones (see :func:`solve_proximal_batch`); the result is float64.
+    """
+    n_rows, n_coefficients = rows.shape
     dtype = rows.dtype
+    penalty, inverse = _batch_penalty(n_coefficients, alpha, lam, n_rows, rows.device, dtype)
     targets = targets.reshape(-1, targets.shape[-1]).to(dtype)
     rhs = torch.addmm(previous.to(dtype), rows.T, targets, beta=n_rows * lam)
     if n_rows >= n_coefficients:
