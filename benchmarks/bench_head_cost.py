@@ -5,7 +5,9 @@ synthetic regression set (``make_regression``, 4096 rows, 32 features), is
 trained with each closed-form head ('proximal', 'accumulate' and 'full' with
 the head updated from the gradient step's features, ``recompute_features=False``,
 and 'proximal+recompute': ``recompute_features=True``, the estimator's default,
-the paper's second forward pass per batch) and, as the baseline, end to end
+the paper's second forward pass per batch; a suffix ``/k`` sets
+``head_update_interval=k``, the head updated on every k-th batch only, e.g.
+'proximal+recompute/4') and, as the baseline, end to end
 with the head an ordinary layer trained by Adam (``head_update='gradient'``). Everything else is
 ``CFLORegressor``'s default (Adam, learning rate 1e-2, ``alpha=0.1``,
 ``proximal_lambda=1``). Feature widths ``d`` in {64, 256, 1024, 4096}
@@ -79,13 +81,34 @@ from skcflo.head_updates import make_head_update  # noqa: E402
 
 N_SAMPLES = 4096
 N_FEATURES = 32
-HEADS = ("proximal", "accumulate", "full", "proximal+recompute")
+HEADS = ("proximal", "accumulate", "full", "proximal+recompute", "proximal+recompute/4")
 RECOMPUTE_SUFFIX = "+recompute"
+INTERVAL_SEPARATOR = "/"
 BASELINE = "adam"
 WIDTHS = (64, 256, 1024, 4096)
 QUICK_WIDTHS = (64, 256, 1024)
 BATCH_SIZES = (32, 256)
 DEFAULTS = CFLORegressor()
+
+
+def parse_head(method):
+    """``'proximal+recompute/4'`` -> ``('proximal', True, 4)``; the baseline is 'gradient'."""
+    if method == BASELINE:
+        return "gradient", False, 1
+    name, _, interval = method.partition(INTERVAL_SEPARATOR)
+    recompute = name.endswith(RECOMPUTE_SUFFIX)
+    name = name.removesuffix(RECOMPUTE_SUFFIX)
+    if name not in ("proximal", "accumulate", "full") or (interval and not interval.isdigit()):
+        raise argparse.ArgumentTypeError(
+            f"unknown head {method!r}: proximal, accumulate or full, optionally with "
+            f"'{RECOMPUTE_SUFFIX}' and '{INTERVAL_SEPARATOR}k'"
+        )
+    return name, recompute, int(interval or 1)
+
+
+def _head_argument(method):
+    parse_head(method)
+    return method
 
 
 def _target(width):
@@ -115,7 +138,7 @@ class Trainee:
     """One model mid-training: backbone, head, strategy, optimiser, batch order."""
 
     def __init__(self, head, width, batch_size, inputs, targets):
-        name = "gradient" if head == BASELINE else head.removesuffix(RECOMPUTE_SUFFIX)
+        name, recompute, interval = parse_head(head)
         self.backbone = build_seeded_backbone(
             MLPBackbone(hidden_layer_sizes=(256, width)), inputs.shape[1], 0, "cpu"
         )
@@ -124,7 +147,8 @@ class Trainee:
             DEFAULTS.alpha,
             DEFAULTS.proximal_lambda,
             DEFAULTS.forgetting_factor,
-            head.endswith(RECOMPUTE_SUFFIX),
+            recompute,
+            interval,
         )
         options = training.TrainingOptions(
             learning_rate=DEFAULTS.learning_rate_init, batch_size=batch_size, alpha=DEFAULTS.alpha
@@ -204,11 +228,12 @@ def measure(width, batch_size, heads, rounds, batches):
 
 
 def _fit(head, width, batch_size, epochs, X, y):
-    name = "gradient" if head == BASELINE else head.removesuffix(RECOMPUTE_SUFFIX)
+    name, recompute, interval = parse_head(head)
     model = CFLORegressor(
         backbone=MLPBackbone(hidden_layer_sizes=(256, width)),
         head_update=name,
-        recompute_features=head.endswith(RECOMPUTE_SUFFIX),
+        recompute_features=recompute,
+        head_update_interval=interval,
         refit_head=name != "gradient",
         batch_size=batch_size,
         max_iter=epochs,
@@ -277,7 +302,7 @@ def _header(args, widths):
 def run_all(args):
     widths = args.widths or (QUICK_WIDTHS if args.quick else WIDTHS)
     _header(args, widths)
-    columns = f"{'d':>5} {'batch':>5} {'method':<19} {'ms/batch':>9} {'s/epoch':>8} "
+    columns = f"{'d':>5} {'batch':>5} {'method':<21} {'ms/batch':>9} {'s/epoch':>8} "
     columns += f"{'x adam':>7} {'IQR':>11} {'target':>6} {'met':>4}"
     if args.memory:
         columns += f" {'peak RSS +MiB':>13}"
@@ -291,7 +316,7 @@ def run_all(args):
                 met = None if target is None else result["ratio"] <= target
                 low, high = result["ratio_iqr"]
                 line = (
-                    f"{width:>5} {batch_size:>5} {method:<19} {1e3 * result['per_batch']:>9.3f} "
+                    f"{width:>5} {batch_size:>5} {method:<21} {1e3 * result['per_batch']:>9.3f} "
                     f"{result['per_epoch']:>8.3f} {result['ratio']:>7.2f} "
                     f"{f'{low:.2f}-{high:.2f}':>11} {'' if target is None else target:>6} "
                     f"{'' if met is None else ('yes' if met else 'NO'):>4}"
@@ -314,7 +339,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="d in {64, 256, 1024} only")
     parser.add_argument("--widths", type=int, nargs="+", help="feature widths d")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
-    parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=HEADS)
+    parser.add_argument("--heads", nargs="+", default=list(HEADS), type=_head_argument)
     parser.add_argument("--rounds", type=int, default=15, help="paired rounds (default 15)")
     parser.add_argument("--batches", type=int, default=8, help="batches per method per round")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

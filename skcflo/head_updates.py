@@ -21,6 +21,12 @@ a second forward pass per batch) or as the gradient step computed them just
 before it (``False``: one forward pass per batch; the head then lags the
 backbone by one step). The loop asks the strategy which one it wants.
 
+With ``interval=k`` a per-batch strategy does its work (the optional second
+forward pass and the solve) on every k-th mini-batch only; the batches between
+train the backbone against the current head. The solve costs O(B d^2) per batch,
+as much as a backbone layer of width d, so this is what brings the head's cost
+per epoch near end-to-end training for wide heads (``benchmarks/README.md``).
+
 In data-parallel training (:mod:`skcflo.distributed`) the loop sets a
 strategy's ``reduce`` to a function that sums ridge statistics over the
 processes, each of which holds a share of every batch.
@@ -31,14 +37,28 @@ from .head import RidgeStatistics, solve_head, solve_proximal_batch
 HEAD_UPDATES = ("proximal", "accumulate", "full", "gradient")
 
 
-class ProximalUpdate:
+class _EveryKthBatch:
+    """Counts the mini-batches of a fit and says which ones update the head."""
+
+    def __init__(self, recompute_features, interval):
+        self.recompute_features = recompute_features
+        self.interval = interval
+        self.reduce = None
+        self.batches_seen = 0
+
+    def due(self):
+        """Whether the batch just trained on updates the head (every ``interval``-th)."""
+        self.batches_seen += 1
+        return self.batches_seen % self.interval == 0
+
+
+class ProximalUpdate(_EveryKthBatch):
     """Batch ridge fit regularised toward the previous head."""
 
-    def __init__(self, alpha, proximal_lambda, recompute_features=True):
+    def __init__(self, alpha, proximal_lambda, recompute_features=True, interval=1):
+        super().__init__(recompute_features, interval)
         self.alpha = alpha
         self.proximal_lambda = proximal_lambda
-        self.recompute_features = recompute_features
-        self.reduce = None
 
     def start(self, stats):
         """Called with the statistics of the exact initial fit; nothing to keep."""
@@ -55,14 +75,13 @@ class ProximalUpdate:
         )
 
 
-class AccumulateUpdate:
+class AccumulateUpdate(_EveryKthBatch):
     """Recursive least squares with exponential forgetting of old batches."""
 
-    def __init__(self, alpha, forgetting_factor, recompute_features=True):
+    def __init__(self, alpha, forgetting_factor, recompute_features=True, interval=1):
+        super().__init__(recompute_features, interval)
         self.alpha = alpha
         self.forgetting_factor = forgetting_factor
-        self.recompute_features = recompute_features
-        self.reduce = None
         self.stats = None
 
     def start(self, stats):
@@ -85,16 +104,22 @@ class FixedWithinEpoch:
     def start(self, stats):
         """The loop does the per-epoch refit."""
 
+    def due(self):
+        """Never: the head stays fixed within the epoch."""
+        return False
+
     def after_step(self, weights, features, targets):
         return weights
 
 
-def make_head_update(name, alpha, proximal_lambda, forgetting_factor, recompute_features=True):
+def make_head_update(
+    name, alpha, proximal_lambda, forgetting_factor, recompute_features=True, interval=1
+):
     """The strategy object for ``name``; ``None`` for the gradient-trained head."""
     if name == "proximal":
-        return ProximalUpdate(alpha, proximal_lambda, recompute_features)
+        return ProximalUpdate(alpha, proximal_lambda, recompute_features, interval)
     if name == "accumulate":
-        return AccumulateUpdate(alpha, forgetting_factor, recompute_features)
+        return AccumulateUpdate(alpha, forgetting_factor, recompute_features, interval)
     if name == "full":
         return FixedWithinEpoch()
     if name == "gradient":

@@ -132,6 +132,14 @@ default='proximal'
         equally accurate on tabular problems and 10-40% higher final error on
         Fourier neural operators, for 0.1-0.5x less time per epoch (see
         ``benchmarks/README.md``).
+    head_update_interval : int, default=1
+        For the per-batch heads ('proximal', 'accumulate'): update the head on
+        every ``head_update_interval``-th mini-batch only (its second forward
+        pass and its solve); the batches between train the backbone against
+        the current head. The solve costs about as much as a backbone layer of
+        the head's width, so values of 2-8 cut the time per epoch of wide heads
+        and small batches (see ``benchmarks/README.md`` for the measured cost
+        and accuracy).
     refit_head : bool, default=True
         Refit the head exactly on all training data after the last epoch.
     backbone : None, spec, torch.nn.Module or callable, default=None
@@ -228,6 +236,7 @@ default='proximal'
         "proximal_lambda": [Interval(Real, 0, None, closed="left")],
         "forgetting_factor": [Interval(Real, 0, 1, closed="right")],
         "recompute_features": ["boolean"],
+        "head_update_interval": [Interval(Integral, 1, None, closed="left")],
         "refit_head": ["boolean"],
         "backbone": [None, HasMethods(["build_module"]), nn.Module, callable],
         "device": [str, torch.device],
@@ -260,6 +269,7 @@ default='proximal'
         proximal_lambda=1.0,
         forgetting_factor=0.99,
         recompute_features=True,
+        head_update_interval=1,
         refit_head=True,
         backbone=None,
         early_stopping=False,
@@ -286,6 +296,7 @@ default='proximal'
         self.proximal_lambda = proximal_lambda
         self.forgetting_factor = forgetting_factor
         self.recompute_features = recompute_features
+        self.head_update_interval = head_update_interval
         self.refit_head = refit_head
         self.backbone = backbone
         self.early_stopping = early_stopping
@@ -468,6 +479,7 @@ default='proximal'
             self.proximal_lambda,
             self.forgetting_factor,
             self.recompute_features,
+            self.head_update_interval,
         )
 
     def _start_stream(self, inputs, y, device, options):

@@ -537,8 +537,8 @@ def _run_epoch(
             if replicas is not None and head_update is None:
                 replicas.average_gradient(weights)
             optimizer.step()
-        # 'full' keeps its head for the whole epoch: no head work per batch.
-        if head_update is not None and not isinstance(head_update, FixedWithinEpoch):
+        # 'full' keeps its head for the whole epoch, the others may skip batches.
+        if head_update is not None and head_update.due():
             weights = _update_head(head_update, weights, backbone, x_batch, features, y_batch)
         squared_error_sum += (
             residual.detach().pow(2).reshape(-1, n_outputs).sum(dim=0).to(squared_error_sum)

@@ -318,11 +318,12 @@ class _CountingBackbone(torch.nn.Module):
         return self.net(x)
 
 
-def _forward_calls(X, y, head_update, recompute):
+def _forward_calls(X, y, head_update, recompute, interval=1):
     model = CFLORegressor(
         backbone=_CountingBackbone(X.shape[1]),
         head_update=head_update,
         recompute_features=recompute,
+        head_update_interval=interval,
         batch_size=25,
         max_iter=3,
         refit_head=False,
@@ -340,6 +341,40 @@ def test_reused_features_save_one_forward_pass_per_batch(easy, head_update):
     recomputed = _forward_calls(X, y, head_update, recompute=True)
     assert reused["train"] == recomputed["train"] == n_batches
     assert recomputed["eval"] - reused["eval"] == n_batches
+
+
+@pytest.mark.parametrize("head_update", ["proximal", "accumulate"])
+def test_head_update_interval_recomputes_features_on_every_kth_batch_only(easy, head_update):
+    X, y = easy
+    n_batches = 3 * -(-len(X) // 25)  # counted across epochs: 24 batches
+    every = _forward_calls(X, y, head_update, recompute=True)
+    third = _forward_calls(X, y, head_update, recompute=True, interval=3)
+    assert every["train"] == third["train"] == n_batches
+    assert every["eval"] - third["eval"] == n_batches - n_batches // 3
+
+
+def test_a_head_update_interval_longer_than_the_fit_keeps_the_initial_exact_head(easy):
+    # No batch is due, so the head stays the initial exact fit all epoch: the
+    # same training as 'full', whose one refit per epoch is that initial fit.
+    X, y = easy
+    common = {**SMALL, "max_iter": 1, "batch_size": 25, "refit_head": False, "random_state": 0}
+    skipped = CFLORegressor(head_update="proximal", head_update_interval=10**6, **common)
+    fixed = CFLORegressor(head_update="full", **common)
+    np.testing.assert_array_equal(skipped.fit(X, y).coef_, fixed.fit(X, y).coef_)
+    np.testing.assert_array_equal(skipped.predict(X), fixed.predict(X))
+    moving = CFLORegressor(head_update="proximal", **common).fit(X, y)
+    assert not np.allclose(moving.coef_, fixed.coef_)
+
+
+def test_updating_the_head_every_fourth_batch_trains_to_similar_quality(friedman):
+    X, y = friedman
+    errors = [
+        mean_squared_error(
+            y, CFLORegressor(head_update_interval=k, **EVIDENCE).fit(X, y).predict(X)
+        )
+        for k in (1, 4)
+    ]
+    assert errors[1] <= 1.25 * errors[0]
 
 
 def test_reused_and_recomputed_features_train_to_similar_quality(friedman):
