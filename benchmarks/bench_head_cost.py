@@ -10,7 +10,7 @@ the paper's second forward pass per batch; a suffix ``/k`` sets
 'proximal+recompute/4') and, as the baseline, end to end
 with the head an ordinary layer trained by Adam (``head_update='gradient'``). Everything else is
 ``CFLORegressor``'s default (Adam, learning rate 1e-2, ``alpha=0.1``,
-``proximal_lambda=1``). Feature widths ``d`` in {64, 256, 1024, 4096}
+``proximal_lambda=0.1``). Feature widths ``d`` in {64, 256, 1024, 4096}
 (``--quick``: {64, 256, 1024}), batch sizes {32, 256}.
 
 Timing: paired and interleaved, in one process. On a shared machine the load
