@@ -8,6 +8,7 @@ from numpy.testing import assert_allclose
 from sklearn.linear_model import Ridge
 
 from skcflo.head import (
+    FLOAT32_CONDITION_LIMIT,
     RidgeStatistics,
     apply_head,
     solve_head,
@@ -122,6 +123,31 @@ def test_well_conditioned_float32_batches_are_accurate_to_1e_4(n_rows, n_feature
     assert weights.dtype == torch.float64
     error = np.abs(weights.numpy() - expected).max() / np.abs(expected).max()
     assert 0 < error < 1e-4  # nonzero: the float32 path did run
+
+
+def test_float32_batches_near_the_condition_limit_stay_accurate_to_2e_4():
+    # ReLU-like features with a shared mean direction, scaled so that the
+    # conditioning bound lies between a tenth of the limit and the limit.
+    rng = np.random.default_rng(21)
+    phi = np.maximum(rng.normal(size=(32, 256)), 0.0)
+    y = rng.normal(size=(32, 1))
+    previous = rng.normal(size=(257, 1)) * 0.01
+    rows = np.hstack([phi, np.ones((32, 1))])
+    penalty = 32 * np.r_[np.full(256, 0.2), 0.1]
+    bound = 1 + (rows**2 / penalty).sum()
+    scale = np.sqrt(0.5 * FLOAT32_CONDITION_LIMIT / bound)
+    phi32 = (scale * phi).astype(np.float32)
+    assert (
+        0.1 * FLOAT32_CONDITION_LIMIT
+        < 1 + (np.hstack([phi32, np.ones((32, 1))]) ** 2 / penalty).sum()
+        <= FLOAT32_CONDITION_LIMIT
+    )
+    weights = solve_proximal_batch(
+        torch.from_numpy(phi32), torch.from_numpy(y), 0.1, 0.1, torch.from_numpy(previous)
+    )
+    expected = _proximal_lstsq(phi32.astype(np.float64), y, 0.1, 0.1, previous)
+    error = np.abs(weights.numpy() - expected).max() / np.abs(expected).max()
+    assert 1e-9 < error < 2e-4  # above float64 rounding: the float32 path ran
 
 
 def test_ill_conditioned_float32_batches_fall_back_to_float64():
