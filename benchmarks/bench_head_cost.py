@@ -147,8 +147,8 @@ class Trainee:
             DEFAULTS.alpha,
             DEFAULTS.proximal_lambda,
             DEFAULTS.forgetting_factor,
-            recompute,
-            interval,
+            recompute_features=recompute,
+            interval=interval,
         )
         options = training.TrainingOptions(
             learning_rate=DEFAULTS.learning_rate_init, batch_size=batch_size, alpha=DEFAULTS.alpha

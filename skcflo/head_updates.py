@@ -15,11 +15,14 @@ using the ridge solver of :mod:`skcflo.head`:
 * ``"gradient"``: no closed form; the head is an ordinary layer trained by
   the optimiser. This is the end-to-end baseline the method is compared to.
 
-The per-batch strategies take the batch's features either recomputed after the
-backbone step (``recompute_features=True``, the paper's Algorithm 1, step 2:
-a second forward pass per batch) or as the gradient step computed them just
-before it (``False``: one forward pass per batch; the head then lags the
-backbone by one step). The loop asks the strategy which one it wants.
+The per-batch strategies update the head either after the backbone step
+(``head_first=False``, the paper's Algorithm 1), on the batch's features
+recomputed with the updated backbone (``recompute_features=True``, a second
+forward pass per batch) or as the gradient step computed them just before it
+(``False``: the head then lags the backbone by one step); or before the step
+(``head_first=True``): the head is fitted on the features of the batch's forward
+pass and the backbone steps against that new head, one forward pass per batch
+and no lag. The loop asks the strategy which one it wants.
 
 With ``interval=k`` a per-batch strategy does its work (the optional second
 forward pass and the solve) on every k-th mini-batch only; the batches between
@@ -40,9 +43,10 @@ HEAD_UPDATES = ("proximal", "accumulate", "full", "gradient")
 class _EveryKthBatch:
     """Counts the mini-batches of a fit and says which ones update the head."""
 
-    def __init__(self, recompute_features, interval):
+    def __init__(self, recompute_features, interval, head_first):
         self.recompute_features = recompute_features
         self.interval = interval
+        self.head_first = head_first
         self.reduce = None
         self.batches_seen = 0
 
@@ -55,15 +59,17 @@ class _EveryKthBatch:
 class ProximalUpdate(_EveryKthBatch):
     """Batch ridge fit regularised toward the previous head."""
 
-    def __init__(self, alpha, proximal_lambda, recompute_features=True, interval=1):
-        super().__init__(recompute_features, interval)
+    def __init__(
+        self, alpha, proximal_lambda, *, recompute_features=True, interval=1, head_first=False
+    ):
+        super().__init__(recompute_features, interval, head_first)
         self.alpha = alpha
         self.proximal_lambda = proximal_lambda
 
     def start(self, stats):
         """Called with the statistics of the exact initial fit; nothing to keep."""
 
-    def after_step(self, weights, features, targets):
+    def update(self, weights, features, targets):
         if self.reduce is not None:
             # Data-parallel: this process holds a share of the batch; the sum of
             # every share's statistics is the batch's.
@@ -78,8 +84,10 @@ class ProximalUpdate(_EveryKthBatch):
 class AccumulateUpdate(_EveryKthBatch):
     """Recursive least squares with exponential forgetting of old batches."""
 
-    def __init__(self, alpha, forgetting_factor, recompute_features=True, interval=1):
-        super().__init__(recompute_features, interval)
+    def __init__(
+        self, alpha, forgetting_factor, *, recompute_features=True, interval=1, head_first=False
+    ):
+        super().__init__(recompute_features, interval, head_first)
         self.alpha = alpha
         self.forgetting_factor = forgetting_factor
         self.stats = None
@@ -87,7 +95,7 @@ class AccumulateUpdate(_EveryKthBatch):
     def start(self, stats):
         self.stats = stats
 
-    def after_step(self, weights, features, targets):
+    def update(self, weights, features, targets):
         batch = RidgeStatistics.from_batch(features, targets)
         if self.reduce is not None:
             batch = self.reduce(batch)
@@ -99,6 +107,7 @@ class FixedWithinEpoch:
     """Head refitted exactly once per epoch (by the loop); batches leave it alone."""
 
     recompute_features = False
+    head_first = False
     reduce = None
 
     def start(self, stats):
@@ -108,18 +117,20 @@ class FixedWithinEpoch:
         """Never: the head stays fixed within the epoch."""
         return False
 
-    def after_step(self, weights, features, targets):
+    def update(self, weights, features, targets):
         return weights
 
 
-def make_head_update(
-    name, alpha, proximal_lambda, forgetting_factor, recompute_features=True, interval=1
-):
-    """The strategy object for ``name``; ``None`` for the gradient-trained head."""
+def make_head_update(name, alpha, proximal_lambda, forgetting_factor, **batch_schedule):
+    """The strategy object for ``name``; ``None`` for the gradient-trained head.
+
+    ``batch_schedule``: ``recompute_features``, ``interval`` and ``head_first`` of
+    the per-batch strategies (see the module docstring).
+    """
     if name == "proximal":
-        return ProximalUpdate(alpha, proximal_lambda, recompute_features, interval)
+        return ProximalUpdate(alpha, proximal_lambda, **batch_schedule)
     if name == "accumulate":
-        return AccumulateUpdate(alpha, forgetting_factor, recompute_features, interval)
+        return AccumulateUpdate(alpha, forgetting_factor, **batch_schedule)
     if name == "full":
         return FixedWithinEpoch()
     if name == "gradient":

@@ -522,6 +522,10 @@ def _run_epoch(
         x_batch, y_batch = inputs[index], targets[index]
         backbone.train()
         features = module(x_batch)
+        # 'full' keeps its head for the whole epoch, the others may skip batches.
+        head_due = head_update is not None and head_update.due()
+        if head_due and head_update.head_first:
+            weights = _fit_head_first(head_update, weights, features, y_batch)
         if head_update is None:
             predictions = features @ weights[:-1] + weights[-1]
         else:
@@ -537,8 +541,7 @@ def _run_epoch(
             if replicas is not None and head_update is None:
                 replicas.average_gradient(weights)
             optimizer.step()
-        # 'full' keeps its head for the whole epoch, the others may skip batches.
-        if head_update is not None and head_update.due():
+        if head_due and not head_update.head_first:
             weights = _update_head(head_update, weights, backbone, x_batch, features, y_batch)
         squared_error_sum += (
             residual.detach().pow(2).reshape(-1, n_outputs).sum(dim=0).to(squared_error_sum)
@@ -554,9 +557,20 @@ def _run_epoch(
 
 
 @torch.no_grad()
+def _fit_head_first(head_update, weights, features, y_batch):
+    """The strategy's head on the batch's features, before the step that will use it.
+
+    The backbone's gradient then is that of the batch loss at the head that is
+    optimal for it (pulled toward the previous head): by the envelope theorem,
+    the gradient of the reduced, head-optimised objective.
+    """
+    return head_update.update(weights, features.detach(), y_batch)
+
+
+@torch.no_grad()
 def _update_head(head_update, weights, backbone, x_batch, step_features, y_batch):
     """The strategy's head after a backbone step, on fresh or on the step's features."""
     if head_update.recompute_features:
         backbone.eval()
-        return head_update.after_step(weights, backbone(x_batch), y_batch)
-    return head_update.after_step(weights, step_features.detach(), y_batch)
+        return head_update.update(weights, backbone(x_batch), y_batch)
+    return head_update.update(weights, step_features.detach(), y_batch)

@@ -24,6 +24,11 @@ CONFIGURATIONS = {
     "proximal": {"head_update": "proximal"},
     "accumulate": {"head_update": "accumulate"},
     "full": {"head_update": "full"},
+    "proximal, head first, every 2nd batch": {
+        "head_update": "proximal",
+        "update_order": "head_first",
+        "head_update_interval": 2,
+    },
     "adam end to end": {"head_update": "gradient", "refit_head": False},
     "sgd, odd batch": {"head_update": "proximal", "solver": "sgd", "batch_size": 45},
 }

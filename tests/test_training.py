@@ -1,5 +1,7 @@
 """Properties of the training loop and of CFLORegressor as a whole."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +11,10 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_squared_error
 from torch import nn
 
-from skcflo import CFLORegressor, MLPBackbone
-from skcflo._base import build_seeded_backbone, draw_seed
+from skcflo import CFLORegressor, MLPBackbone, training
+from skcflo._base import build_seeded_backbone, draw_seed, make_generator
+from skcflo.head import apply_head, solve_proximal_batch
+from skcflo.head_updates import make_head_update
 
 SMALL = {"hidden_layer_sizes": (16,), "max_iter": 5, "device": "cpu"}
 
@@ -318,12 +322,13 @@ class _CountingBackbone(torch.nn.Module):
         return self.net(x)
 
 
-def _forward_calls(X, y, head_update, recompute, interval=1):
+def _forward_calls(X, y, head_update, recompute, interval=1, order="backbone_first"):
     model = CFLORegressor(
         backbone=_CountingBackbone(X.shape[1]),
         head_update=head_update,
         recompute_features=recompute,
         head_update_interval=interval,
+        update_order=order,
         batch_size=25,
         max_iter=3,
         refit_head=False,
@@ -351,6 +356,56 @@ def test_head_update_interval_recomputes_features_on_every_kth_batch_only(easy, 
     third = _forward_calls(X, y, head_update, recompute=True, interval=3)
     assert every["train"] == third["train"] == n_batches
     assert every["eval"] - third["eval"] == n_batches - n_batches // 3
+
+
+@pytest.mark.parametrize("head_update", ["proximal", "accumulate"])
+def test_head_first_needs_one_forward_pass_per_batch(easy, head_update):
+    X, y = easy
+    n_batches = 3 * -(-len(X) // 25)
+    reused = _forward_calls(X, y, head_update, recompute=False)
+    head_first = _forward_calls(X, y, head_update, recompute=True, order="head_first")
+    assert head_first == reused
+    assert head_first["train"] == n_batches
+
+
+def _one_step(order, backbone, inputs, targets, previous, lr):
+    """One full-batch epoch of the loop with plain SGD; the head and the new weights."""
+    net = copy.deepcopy(backbone)
+    strategy = make_head_update(
+        "proximal", 0.1, 0.5, 0.99, recompute_features=False, head_first=order == "head_first"
+    )
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    head, _ = training._run_epoch(
+        net, inputs, targets, previous, strategy, optimizer, len(inputs), make_generator(0)
+    )
+    return head, [p.detach() for p in net.parameters()]
+
+
+def test_head_first_steps_the_backbone_against_the_batchs_new_head():
+    # Reference by hand: the proximal head of the batch's current features,
+    # then one SGD step on the batch loss at that head.
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Linear(3, 6), nn.Tanh())
+    inputs, targets = torch.randn(40, 3), torch.randn(40, 1)
+    previous = torch.randn(7, 1, dtype=torch.float64)
+    reference = copy.deepcopy(backbone)
+    features = reference(inputs)
+    new_head = solve_proximal_batch(features.detach(), targets, 0.1, 0.5, previous)
+    loss = (apply_head(features, new_head) - targets).pow(2).mean()
+    parameters = list(reference.parameters())
+    gradients = torch.autograd.grad(loss, parameters)
+    expected = [p.detach() - 0.05 * g for p, g in zip(parameters, gradients, strict=True)]
+
+    head, parameters = _one_step("head_first", backbone, inputs, targets, previous, 0.05)
+    # float32 batch solve over shuffled rows: equal to rounding.
+    assert_allclose(head.numpy(), new_head.numpy(), rtol=1e-5)
+    for got, want in zip(parameters, expected, strict=True):
+        assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
+    # Backbone first (features reused) ends with the same head, but its step
+    # was taken against the previous one.
+    lagged_head, lagged = _one_step("backbone_first", backbone, inputs, targets, previous, 0.05)
+    assert_allclose(lagged_head.numpy(), new_head.numpy(), rtol=1e-5)
+    assert not np.allclose(lagged[0].numpy(), parameters[0].numpy(), atol=1e-6)
 
 
 def test_a_head_update_interval_longer_than_the_fit_keeps_the_initial_exact_head(easy):
