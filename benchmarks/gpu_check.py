@@ -92,6 +92,15 @@ def environment(cuda):
         print("no CUDA device: parts 2 and 4 run on the CPU only (dry run); part 3 skipped")
 
 
+HEAD_VARIANTS = {
+    "proximal": {"head_update": "proximal"},
+    "head first": {"head_update": "proximal", "update_order": "head_first"},
+    "accumulate": {"head_update": "accumulate"},
+    "full": {"head_update": "full"},
+    "gradient": {"head_update": "gradient", "refit_head": False},
+}
+
+
 def _regression(n_samples=2000):
     X, y = make_friedman1(n_samples=n_samples, noise=1.0, random_state=0)
     return X, np.column_stack([y, np.sin(y)])
@@ -101,10 +110,8 @@ def _regression(n_samples=2000):
 def correctness(device):
     section(f"2. Correctness (device={device!r})")
     X, y = _regression()
-    for head in ("proximal", "accumulate", "full", "gradient"):
-        params = dict(head_update=head, max_iter=5, random_state=0)
-        if head == "gradient":
-            params["refit_head"] = False
+    for head, variant in HEAD_VARIANTS.items():
+        params = dict(variant, max_iter=5, random_state=0)
         model = CFLORegressor(device=device, **params).fit(X, y)
         on_cpu = {p.device.type for p in model.backbone_.parameters()} == {"cpu"}
         predicted = model.predict(X)
@@ -159,13 +166,11 @@ class _SyncCounter:
 def synchronisations():
     section("3. Host synchronisations inside training epochs (CUDA)")
     X, y = _regression(4000)
-    for head in ("proximal", "accumulate", "full", "gradient"):
+    for head, variant in HEAD_VARIANTS.items():
         original = training._run_epoch
         counter = training._run_epoch = _SyncCounter(original)
         try:
-            params = dict(head_update=head, max_iter=3, batch_size=100, random_state=0)
-            if head == "gradient":
-                params["refit_head"] = False
+            params = dict(variant, max_iter=3, batch_size=100, random_state=0)
             CFLORegressor(device="cuda", **params).fit(X, y)
         finally:
             training._run_epoch = original

@@ -148,7 +148,7 @@ default='proximal'
         per batch, no lag, and the backbone gradient of the batch loss at its
         (proximal) optimal head, as in deterministic CFLO. Measured (see
         ``benchmarks/README.md``): on noise-free neural-operator data lower
-        error at every epoch and 0.7x the time per epoch; on noisy tabular
+        error at every epoch and 0.8-0.9x the time per epoch; on noisy tabular
         data ahead early but behind at the end (the head fits each batch's
         noise before the backbone sees its residuals).
     head_update_interval : int, default=1
