@@ -531,16 +531,8 @@ def _run_epoch(
         else:
             predictions = apply_head(features, weights)
         residual = predictions - y_batch
-        if replicas is None:
-            loss = residual.pow(2).mean()
-        else:
-            loss = replicas.loss(residual, global_rows)
-        if optimizer is not None:
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if replicas is not None and head_update is None:
-                replicas.average_gradient(weights)
-            optimizer.step()
+        gradient_head = weights if head_update is None else None
+        _backbone_step(optimizer, residual, replicas, global_rows, gradient_head)
         if head_due and not head_update.head_first:
             weights = _update_head(head_update, weights, backbone, x_batch, features, y_batch)
         squared_error_sum += (
@@ -554,6 +546,25 @@ def _run_epoch(
     if not (torch.isfinite(per_output_mse).all() and torch.isfinite(weights).all()):
         return weights, None
     return weights, per_output_mse
+
+
+def _backbone_step(optimizer, residual, replicas, global_rows, gradient_head):
+    """One optimiser step on the batch's mean squared error (its share, data-parallel).
+
+    ``gradient_head``: the end-to-end baseline's head, whose gradient DDP does
+    not average (it is not a module parameter); ``None`` for closed-form heads.
+    """
+    if optimizer is None:
+        return
+    if replicas is None:
+        loss = residual.pow(2).mean()
+    else:
+        loss = replicas.loss(residual, global_rows)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if replicas is not None and gradient_head is not None:
+        replicas.average_gradient(gradient_head)
+    optimizer.step()
 
 
 @torch.no_grad()
