@@ -15,14 +15,17 @@ using the ridge solver of :mod:`skcflo.head`:
 * ``"gradient"``: no closed form; the head is an ordinary layer trained by
   the optimiser. This is the end-to-end baseline the method is compared to.
 
-The per-batch strategies update the head either after the backbone step
-(``head_first=False``, the paper's Algorithm 1), on the batch's features
-recomputed with the updated backbone (``recompute_features=True``, a second
-forward pass per batch) or as the gradient step computed them just before it
-(``False``: the head then lags the backbone by one step); or before the step
-(``head_first=True``): the head is fitted on the features of the batch's forward
-pass and the backbone steps against that new head, one forward pass per batch
-and no lag. The loop asks the strategy which one it wants.
+The per-batch strategies ('proximal', 'accumulate') order each batch's two
+updates in one of three ways; the loop asks the strategy which:
+
+* after the backbone step, on the batch's features recomputed with the updated
+  backbone (``recompute_features=True``; the paper's Algorithm 1, a second
+  forward pass per batch);
+* after the backbone step, on the features its forward pass computed
+  (``recompute_features=False``; one forward pass, the head lags one step);
+* before the backbone step, on the features of the batch's forward pass, the
+  step then taken against the new head (``head_first=True``; one forward pass,
+  no lag).
 
 With ``interval=k`` a per-batch strategy does its work (the optional second
 forward pass and the solve) on every k-th mini-batch only; the batches between
