@@ -75,7 +75,7 @@ for name, model in models.items():
 # 3.5x lower after the first epoch and 4-25x lower at every later one (with
 # ``head_first`` it is measured after each batch's head fit). Over three seeds
 # and 30 epochs at full size, its final test error was 0.67x end-to-end Adam's,
-# and it reached Adam's final error in 0.53x of Adam's time
+# and it reached Adam's final error in about half of Adam's time
 # (``benchmarks/README.md``).
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 for name, model in models.items():
