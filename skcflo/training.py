@@ -525,7 +525,10 @@ def _run_epoch(
         # 'full' keeps its head for the whole epoch, the others may skip batches.
         head_due = head_update is not None and head_update.due()
         if head_due and head_update.head_first:
-            weights = _fit_head_first(head_update, weights, features, y_batch)
+            # The step below then follows the gradient of the batch loss at the
+            # head that is optimal for it (proximal pull included): by the
+            # envelope theorem, the gradient of the head-optimised objective.
+            weights = _update_head(head_update, weights, backbone, x_batch, features, y_batch)
         if head_update is None:
             predictions = features @ weights[:-1] + weights[-1]
         else:
@@ -568,20 +571,13 @@ def _backbone_step(optimizer, residual, replicas, global_rows, gradient_head):
 
 
 @torch.no_grad()
-def _fit_head_first(head_update, weights, features, y_batch):
-    """The strategy's head on the batch's features, before the step that will use it.
-
-    The backbone's gradient then is that of the batch loss at the head that is
-    optimal for it (pulled toward the previous head): by the envelope theorem,
-    the gradient of the reduced, head-optimised objective.
-    """
-    return head_update.update(weights, features.detach(), y_batch)
-
-
-@torch.no_grad()
 def _update_head(head_update, weights, backbone, x_batch, step_features, y_batch):
-    """The strategy's head after a backbone step, on fresh or on the step's features."""
-    if head_update.recompute_features:
+    """The strategy's head on the batch: on the step's features, or recomputed ones.
+
+    Features are recomputed only after a backbone step (``head_first`` runs
+    before the step, when the step's features are the current ones).
+    """
+    if head_update.recompute_features and not head_update.head_first:
         backbone.eval()
         return head_update.update(weights, backbone(x_batch), y_batch)
     return head_update.update(weights, step_features.detach(), y_batch)
