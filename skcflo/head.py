@@ -34,17 +34,20 @@ ACCUMULATION_DTYPE = torch.float64
 _MAX_JITTER_TRIES = 8
 
 
-def augment(features):
-    """Append a constant column of ones and cast to float64.
+def augment(features, dtype=ACCUMULATION_DTYPE):
+    """Append a constant column of ones (the intercept's) and cast to ``dtype``.
 
     Parameters
     ----------
     features : torch.Tensor of shape (n_rows, d)
         Backbone features.
+    dtype : torch.dtype, default=float64
+        Type of the result; the exact statistics are accumulated in float64,
+        a well-conditioned batch solve may stay in the features' float32.
 
     Returns
     -------
-    torch.Tensor of shape (n_rows, d + 1), float64
+    torch.Tensor of shape (n_rows, d + 1), of ``dtype``
 
     Examples
     --------
@@ -52,7 +55,7 @@ def augment(features):
     >>> augment(torch.zeros(2, 3)).shape
     torch.Size([2, 4])
     """
-    features = features.to(ACCUMULATION_DTYPE)
+    features = features.to(dtype)
     ones = torch.ones(features.shape[0], 1, dtype=features.dtype, device=features.device)
     return torch.cat([features, ones], dim=1)
 
@@ -294,8 +297,7 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
     True
     """
     if lam > 0:
-        flat = features.reshape(-1, features.shape[-1])
-        rows = torch.nn.functional.pad(flat, (0, 1), value=1.0)
+        rows = augment(features.reshape(-1, features.shape[-1]), dtype=features.dtype)
         n_rows, n_coefficients = rows.shape
         _, inverse = _batch_penalty(n_coefficients, alpha, lam, n_rows, rows.device, rows.dtype)
         if not _well_conditioned(rows, inverse):
