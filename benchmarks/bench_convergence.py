@@ -98,7 +98,7 @@ from _provenance import print_provenance  # noqa: E402
 import skcflo.training as training  # noqa: E402
 from skcflo import CFLORegressor, FNOBackbone1d, FNOBackbone2d  # noqa: E402
 from skcflo.datasets import make_burgers, make_darcy, relative_l2_error  # noqa: E402
-from skcflo.head import apply_head, select_alpha, solve_head  # noqa: E402
+from skcflo.head import apply_head  # noqa: E402
 
 EARLY_FRACTION = 0.1
 EARLY_RATIO = 0.7
@@ -251,13 +251,13 @@ class CurveRecorder:
         arrived = self.clock()
         refit_seconds = 0.0
         if self.refit:
-            targets64 = targets.to(torch.float64)
+            # The fit's own final refit (GCV over the default candidates for 'auto').
             batch_size = self.task.estimator_params.get("batch_size", 200)
-            stats = training.collect_statistics(backbone, inputs, targets64, batch_size)
-            alpha = self.alpha
-            if alpha == "auto":  # what the fit's final exact head does: GCV over the defaults
-                alpha, _ = select_alpha(stats, training.TrainingOptions.alphas)
-            weights = solve_head(stats, alpha)
+            options = training.TrainingOptions(alpha=self.alpha)
+            exact = training._ExactHead(
+                backbone, inputs, targets.to(torch.float64), batch_size, options, None
+            )
+            weights = exact.fit()
             refit_seconds = self.clock() - arrived
         self.seconds.append(arrived - self.start - self.paused + refit_seconds)
         self.scores.append(self._test_score(backbone, inputs, targets, weights))
