@@ -24,7 +24,7 @@ from ._base import (
 from .backbones import ACTIVATIONS, MLPBackbone
 from .distributed import current_data_parallel
 from .head import apply_head, predictive_std
-from .head_updates import HEAD_UPDATES, make_head_update
+from .head_updates import HEAD_UPDATES, UPDATE_ORDERS, make_head_update, resolve_update_order
 from .streaming import move_stream, start_stream, stream_head, train_chunk
 from .training import (
     LEARNING_RATE_SCHEDULES,
@@ -138,7 +138,7 @@ default='proximal'
         equally accurate on tabular problems and 10-40% higher final error on
         Fourier neural operators, for 0.1-0.5x less time per epoch (see
         ``benchmarks/README.md``).
-    update_order : {'backbone_first', 'head_first'}, default='backbone_first'
+    update_order : {'auto', 'backbone_first', 'head_first'}, default='auto'
         Order of the two updates on each mini-batch, for the per-batch heads
         ('proximal', 'accumulate'). 'backbone_first' is the paper's Algorithm
         1: a backbone step against the current head, then the head update on
@@ -150,7 +150,11 @@ default='proximal'
         ``benchmarks/README.md``): on noise-free neural-operator data lower
         error at every epoch and 0.8-0.9x the time per epoch; on noisy tabular
         data ahead early but behind at the end (the head fits each batch's
-        noise before the backbone sees its residuals).
+        noise before the backbone sees its residuals). 'auto' chooses
+        'head_first' when a mini-batch has at least 10 rows per head
+        coefficient (samples times grid positions, against the feature width
+        plus one), where the measured head-first error was lower or tied, and
+        'backbone_first' otherwise; the choice is stored in ``update_order_``.
     head_update_interval : int, default=1
         For the per-batch heads ('proximal', 'accumulate'): update the head on
         every ``head_update_interval``-th mini-batch only (its second forward
@@ -218,6 +222,8 @@ default='proximal'
         Head intercept.
     backbone_ : torch.nn.Module
         The trained backbone, on the CPU.
+    update_order_ : {'backbone_first', 'head_first'}
+        The per-batch update order trained with (``update_order`` resolved).
     alpha_ : float
         The head penalty used (chosen by GCV when ``alpha='auto'``).
     noise_variance_ : float or ndarray of shape (n_outputs,)
@@ -256,7 +262,7 @@ default='proximal'
         "proximal_lambda": [Interval(Real, 0, None, closed="left")],
         "forgetting_factor": [Interval(Real, 0, 1, closed="right")],
         "recompute_features": ["boolean"],
-        "update_order": [StrOptions({"backbone_first", "head_first"})],
+        "update_order": [StrOptions(set(UPDATE_ORDERS))],
         "head_update_interval": [Interval(Integral, 1, None, closed="left")],
         "refit_head": ["boolean"],
         "backbone": [None, HasMethods(["build_module"]), nn.Module, callable],
@@ -290,7 +296,7 @@ default='proximal'
         proximal_lambda=0.1,
         forgetting_factor=0.99,
         recompute_features=True,
-        update_order="backbone_first",
+        update_order="auto",
         head_update_interval=1,
         refit_head=True,
         backbone=None,
@@ -355,14 +361,17 @@ default='proximal'
             backbone = self._initial_backbone(previous, seed, device)
             train, validation = self._split_validation(len(X), seed)
             inputs = as_tensor(X[train], device)
-            Y = _target_layout(y, _probe_backbone(backbone, inputs))
+            grid, width = _probe_backbone(backbone, inputs)
+            Y = _target_layout(y, grid)
             targets = as_tensor(Y[train], device, dtype=torch.float64)
+            options = self._training_options(len(train))
+            order = self._update_order(min(options.batch_size, len(train)), grid, width)
             result = train_cflo(
                 backbone,
                 inputs,
                 targets,
-                self._head_update(),
-                self._training_options(len(train)),
+                self._head_update(order),
+                options,
                 make_generator(seed),
                 validation=None
                 if validation is None
@@ -376,6 +385,7 @@ default='proximal'
                 result.loss_curve[:0] = previous["loss_curve_"]
                 result.n_iter += previous["n_iter_"]
             self._store_result(result, y)
+            self.update_order_ = order
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -418,12 +428,13 @@ default='proximal'
             move_stream(backbone, state, device)
             targets = as_tensor(_target_layout(y, state.grid), device, dtype=torch.float64)
             saved = copy.deepcopy(backbone.state_dict())
+            order = self._update_order(min(options.batch_size, len(X)), state.grid, state.width)
             loss = train_chunk(
                 backbone,
                 state,
                 inputs,
                 targets,
-                self._head_update(),
+                self._head_update(order),
                 options,
                 self.forgetting_factor,
             )
@@ -436,6 +447,7 @@ default='proximal'
             # On a GPU the stream keeps training its module: store a CPU copy.
             fitted = backbone if device.type == "cpu" else copy.deepcopy(backbone)
             self._store_stream(fitted, state, loss, y)
+            self.update_order_ = order
         return self
 
     def __getstate__(self):
@@ -495,7 +507,12 @@ default='proximal'
             return copy.deepcopy(previous["backbone_"]).to(device)
         return build_seeded_backbone(self._backbone_spec(), self.n_features_in_, seed, device)
 
-    def _head_update(self):
+    def _update_order(self, batch_size, grid, width):
+        """``update_order`` resolved for batches of ``batch_size`` samples on ``grid``."""
+        rows_per_batch = batch_size * int(np.prod(grid, dtype=int))
+        return resolve_update_order(self.update_order, rows_per_batch, width + 1)
+
+    def _head_update(self, order):
         return make_head_update(
             self.head_update,
             self.alpha,
@@ -503,7 +520,7 @@ default='proximal'
             self.forgetting_factor,
             recompute_features=self.recompute_features,
             interval=self.head_update_interval,
-            head_first=self.update_order == "head_first",
+            head_first=order == "head_first",
         )
 
     def _start_stream(self, inputs, y, device, options):
@@ -514,10 +531,10 @@ default='proximal'
             backbone = build_seeded_backbone(
                 self._backbone_spec(), self.n_features_in_, seed, device
             )
-        grid = _probe_backbone(backbone, inputs)
+        grid, width = _probe_backbone(backbone, inputs)
         targets = as_tensor(_target_layout(y, grid), device, dtype=torch.float64)
         state = start_stream(backbone, inputs, targets, options, make_generator(seed))
-        state.grid = grid
+        state.grid, state.width = grid, width
         return backbone, state
 
     def _store_stream(self, backbone, state, loss, y):
@@ -668,7 +685,8 @@ def _target_layout(y, grid):
 def _probe_backbone(backbone, inputs):
     """Fail fast, before training, on a backbone with the wrong output.
 
-    Returns the grid shape of operator-shaped features (``()`` for plain ones).
+    Returns the grid shape of operator-shaped features (``()`` for plain ones)
+    and the feature width ``d``.
     """
     probe = inputs[:_PROBE_ROWS]
     with torch.no_grad():
@@ -681,4 +699,4 @@ def _probe_backbone(backbone, inputs):
                 f"(n_samples, n_features_in_): {error}"
             ) from error
     check_features(features, probe.shape[0], operator_shaped=True)
-    return tuple(features.shape[1:-1])
+    return tuple(features.shape[1:-1]), features.shape[-1]

@@ -80,3 +80,15 @@ def test_columns_must_fill_the_grid(operator_data):
     X, Y = operator_data
     with pytest.raises(ValueError, match=r"grid of shape \(8,\) \(8 positions\)"):
         CFLORegressor(backbone=PointwiseNet(), max_iter=1).fit(X, Y[:, :5])
+
+
+def test_auto_update_order_counts_every_grid_position_as_a_row(operator_data):
+    def order(batch_size):
+        model = CFLORegressor(
+            backbone=PointwiseNet(), batch_size=batch_size, max_iter=1, random_state=0
+        )
+        return model.fit(*operator_data).update_order_
+
+    # WIDTH + 1 = 6 coefficients want 60 rows: 8 samples x 8 positions, not 7 x 8.
+    assert order(8) == "head_first"
+    assert order(7) == "backbone_first"

@@ -130,3 +130,16 @@ def test_pickled_stream_continues_like_the_original(friedman):
     model.partial_fit(X[100:200], y[100:200])
     copy.partial_fit(X[100:200], y[100:200])
     assert_allclose(copy.predict(X[:50]), model.predict(X[:50]), rtol=1e-12)
+
+
+def test_partial_fit_resolves_the_update_order_for_its_chunk(friedman):
+    X, y = friedman[0], friedman[1]
+    # 8 features and the intercept: 90 rows per batch put the head first.
+    common = {"hidden_layer_sizes": (8,), "batch_size": 90, "random_state": 0}
+    model = CFLORegressor(**common).partial_fit(X[:90], y[:90])
+    assert model.update_order_ == "head_first"
+    # A smaller chunk makes a smaller batch.
+    assert model.partial_fit(X[90:170], y[90:170]).update_order_ == "backbone_first"
+    explicit = CFLORegressor(update_order="head_first", **common).partial_fit(X[:90], y[:90])
+    fresh = CFLORegressor(**common).partial_fit(X[:90], y[:90])
+    np.testing.assert_array_equal(fresh.predict(X[:5]), explicit.predict(X[:5]))

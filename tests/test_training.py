@@ -408,6 +408,24 @@ def test_head_first_steps_the_backbone_against_the_batchs_new_head():
     assert not np.allclose(lagged[0].numpy(), parameters[0].numpy(), atol=1e-6)
 
 
+def test_auto_update_order_puts_the_head_first_from_ten_rows_per_coefficient(easy):
+    X, y = easy
+    # SMALL's 16 features and the intercept: 17 coefficients, so 170 rows per batch.
+    common = {**SMALL, "max_iter": 2, "random_state": 0}
+    at_bound = CFLORegressor(batch_size=170, **common).fit(X, y)
+    below = CFLORegressor(batch_size=169, **common).fit(X, y)
+    assert at_bound.update_order_ == "head_first"
+    assert below.update_order_ == "backbone_first"
+    # The resolved order is the one trained with: 'auto' is the explicit fit.
+    for model in (at_bound, below):
+        explicit = CFLORegressor(
+            batch_size=model.batch_size, update_order=model.update_order_, **common
+        ).fit(X, y)
+        assert_array_equal(model.predict(X), explicit.predict(X))
+    other = CFLORegressor(batch_size=170, update_order="backbone_first", **common).fit(X, y)
+    assert not np.allclose(other.predict(X), at_bound.predict(X))
+
+
 def test_a_head_update_interval_longer_than_the_fit_keeps_the_initial_exact_head(easy):
     # No batch is due, so the head stays the initial exact fit all epoch: the
     # same training as 'full', whose one refit per epoch is that initial fit.
