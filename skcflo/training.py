@@ -149,12 +149,20 @@ def compute_features(backbone, inputs, batch_size):
     return torch.cat([backbone(chunk) for chunk in torch.split(inputs, batch_size)])
 
 
+# A gradient-free forward pass keeps no activations for a backward pass, so
+# chunks this many times the training batch fit in the memory a training step
+# needs; on small batches they save per-call overhead (the exact head's pass
+# over the Burgers data took 0.06 s in chunks of 80-200 samples, 0.16 s in 20s).
+NO_GRAD_CHUNK_FACTOR = 4
+
+
 @torch.no_grad()
 def collect_statistics(backbone, inputs, targets, batch_size, group=None):
-    """Exact ridge statistics of the whole data set, one batch at a time.
+    """Exact ridge statistics of the whole data set, in chunks of a few batches.
 
-    With a data-parallel ``group`` each process passes over its share of the
-    rows and the shares' statistics are summed.
+    Chunks have ``NO_GRAD_CHUNK_FACTOR * batch_size`` rows. With a
+    data-parallel ``group`` each process passes over its share of the rows and
+    the shares' statistics are summed.
     """
     if group is not None:
         rows = group.shard(torch.arange(inputs.shape[0], device=inputs.device))
@@ -162,7 +170,8 @@ def collect_statistics(backbone, inputs, targets, batch_size, group=None):
         return group.reduce_statistics(stats)
     backbone.eval()
     total = None
-    chunks = zip(torch.split(inputs, batch_size), torch.split(targets, batch_size), strict=True)
+    chunk = NO_GRAD_CHUNK_FACTOR * batch_size
+    chunks = zip(torch.split(inputs, chunk), torch.split(targets, chunk), strict=True)
     for x_chunk, y_chunk in chunks:
         batch = RidgeStatistics.from_batch(backbone(x_chunk), y_chunk)
         total = batch if total is None else total + batch

@@ -309,6 +309,23 @@ def test_loss_curve_is_in_units_of_y(easy):
     )
 
 
+@pytest.mark.parametrize("batch_size", [7, 50, 1000])
+def test_collect_statistics_are_the_whole_data_sums_in_any_chunking(easy, batch_size):
+    X, y = easy
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Linear(X.shape[1], 6), nn.Tanh())
+    inputs = torch.as_tensor(X, dtype=torch.float32)
+    targets = torch.as_tensor(y, dtype=torch.float64)[:, None]
+    stats = training.collect_statistics(backbone, inputs, targets, batch_size)
+    with torch.no_grad():
+        features = backbone(inputs).double().numpy()
+    rows = np.column_stack([features, np.ones(len(X))])
+    assert stats.count == len(X)
+    assert_allclose(stats.gram.numpy(), rows.T @ rows, rtol=1e-6)
+    assert_allclose(stats.cross.numpy(), rows.T @ y[:, None], rtol=1e-6)
+    assert_allclose(stats.target_sq.numpy(), [y @ y], rtol=1e-12)
+
+
 class _CountingBackbone(torch.nn.Module):
     """A small MLP that counts its forward passes in training and in evaluation mode."""
 
