@@ -49,10 +49,12 @@ UPDATE_ORDERS = ("auto", "backbone_first", "head_first")
 # A head fitted to a batch before the backbone steps absorbs about (d + 1) / rows
 # of the batch's residual (the trace of its hat matrix over the rows, less with a
 # penalty): with few rows per coefficient the backbone then trains on shrunken,
-# noise-fitted residuals. Measured (test MSE after 100 epochs, 3 seeds, 101
-# coefficients, batches of 100 to 2000 rows; benchmarks/README.md), head first
-# lost up to 18% with 1-2 rows per coefficient, tied near 10 (Friedman #1 1.242
-# vs 1.253) and won beyond, as it does on the neural operators (39 and 155).
+# noise-fitted residuals. Measured (benchmarks/bench_update_order.py: test MSE
+# after 100 epochs, 3 seeds, 101 coefficients, 1 to 20 rows per coefficient),
+# head first lost 18%, 10% and 3% on noisy Friedman #1 at 1, 2 and 5 rows per
+# coefficient and was ahead from 10 on; on a low-noise multi-output problem it
+# was ahead from 5. At 10 it was never behind, as on the neural operators (39
+# and 155 rows per coefficient), where it also saves the second forward pass.
 HEAD_FIRST_MIN_ROWS_PER_COEFFICIENT = 10
 
 

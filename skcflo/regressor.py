@@ -223,7 +223,8 @@ default='proximal'
     backbone_ : torch.nn.Module
         The trained backbone, on the CPU.
     update_order_ : {'backbone_first', 'head_first'}
-        The per-batch update order trained with (``update_order`` resolved).
+        The per-batch update order trained with: ``update_order`` resolved
+        (it affects the per-batch heads, 'proximal' and 'accumulate', only).
     alpha_ : float
         The head penalty used (chosen by GCV when ``alpha='auto'``).
     noise_variance_ : float or ndarray of shape (n_outputs,)
