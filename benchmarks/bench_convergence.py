@@ -17,11 +17,11 @@ The same network is trained on each task by
 * ``CFLO proximal, every 4th batch``: ``head_update_interval=4``, the head's
   second forward pass and solve on every fourth mini-batch only;
 * ``CFLO proximal, SGD``: the proximal head with an SGD backbone;
-
-(the accumulate, reuse, every-4th-batch and SGD variants in the paper's order,
-as they were measured);
 * ``Adam`` and ``SGD``: the network trained end to end, the head an ordinary
   layer (``head_update='gradient', refit_head=False``).
+
+The accumulate, reuse, every-4th-batch and SGD variants train in the paper's
+order, as they were measured.
 
 Tasks: neural operators with the Fourier neural operator backbone, scored by
 the relative L2 error of the FNO papers

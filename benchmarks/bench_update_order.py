@@ -51,11 +51,10 @@ from skcflo.head_updates import resolve_update_order  # noqa: E402
 # (update_order, head_update_interval)
 SCHEDULES = (("backbone_first", 1), ("head_first", 1), ("backbone_first", 4))
 BATCH_SIZES = (100, 200, 500, 1000, 2000)
-N_COEFFICIENTS = 101  # the default MLP's 100 features and the intercept
 
 
-def test_error(task, schedule, batch_size, seed, epochs):
-    """Test MSE of one fit with the per-batch ``schedule``."""
+def held_out_mse(task, schedule, batch_size, seed, epochs):
+    """Test MSE of one fit with the per-batch ``schedule``, and its head's coefficients."""
     order, interval = schedule
     X, y = task.make_data(seed)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=seed)
@@ -72,18 +71,21 @@ def test_error(task, schedule, batch_size, seed, epochs):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(scaler.transform(X_train), y_train)
     predictions = model.predict(scaler.transform(X_test)).reshape(y_test.shape)
-    return float(np.mean((predictions - y_test) ** 2))
+    n_coefficients = model.coef_.shape[-1] + 1
+    return float(np.mean((predictions - y_test) ** 2)), n_coefficients
 
 
 def row(task, batch_size, seeds, epochs):
-    errors = [
-        np.array([test_error(task, schedule, batch_size, s, epochs) for s in seeds])
+    fits = [
+        [held_out_mse(task, schedule, batch_size, s, epochs) for s in seeds]
         for schedule in SCHEDULES
     ]
+    errors = [np.array([mse for mse, _ in runs]) for runs in fits]
+    n_coefficients = fits[0][0][1]
     cells = [f"{e.mean():.4g} ± {e.std():.2g}" for e in errors]
     ratios = [f"{e.mean() / errors[0].mean():.3f}" for e in errors[1:]]
-    auto = resolve_update_order("auto", batch_size, N_COEFFICIENTS)
-    per_coefficient = f"{batch_size / N_COEFFICIENTS:.1f}"
+    auto = resolve_update_order("auto", batch_size, n_coefficients)
+    per_coefficient = f"{batch_size / n_coefficients:.1f}"
     return markdown_row([task.name, batch_size, per_coefficient, *cells, *ratios, auto])
 
 

@@ -52,9 +52,12 @@ UPDATE_ORDERS = ("auto", "backbone_first", "head_first")
 # noise-fitted residuals. Measured (benchmarks/bench_update_order.py: test MSE
 # after 100 epochs, 3 seeds, 101 coefficients, 1 to 20 rows per coefficient),
 # head first lost 18%, 10% and 3% on noisy Friedman #1 at 1, 2 and 5 rows per
-# coefficient and was ahead from 10 on; on a low-noise multi-output problem it
-# was ahead from 5. At 10 it was never behind, as on the neural operators (39
-# and 155 rows per coefficient), where it also saves the second forward pass.
+# coefficient and was ahead at 9.9 and 20; on a low-noise multi-output problem
+# it was ahead from 5. The crossover lies between 5 and 9.9; 10 is its
+# conservative end, far below the neural operators' 39 and 155 rows per
+# coefficient, where head first also saves the second forward pass. Measured
+# with the proximal head; the accumulated head, fitted to many batches, is
+# less exposed to one batch's noise, so the bound is cautious for it too.
 HEAD_FIRST_MIN_ROWS_PER_COEFFICIENT = 10
 
 
@@ -69,6 +72,7 @@ def resolve_update_order(update_order, rows_per_batch, n_coefficients):
     Parameters
     ----------
     update_order : {'auto', 'backbone_first', 'head_first'}
+        The estimator's parameter; only ``'auto'`` is resolved.
     rows_per_batch : int
         Rows of the ridge problem in one mini-batch: samples times grid positions.
     n_coefficients : int
@@ -76,7 +80,7 @@ def resolve_update_order(update_order, rows_per_batch, n_coefficients):
 
     Returns
     -------
-    str, 'backbone_first' or 'head_first'
+    order : {'backbone_first', 'head_first'}
 
     Examples
     --------

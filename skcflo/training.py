@@ -149,10 +149,11 @@ def compute_features(backbone, inputs, batch_size):
     return torch.cat([backbone(chunk) for chunk in torch.split(inputs, batch_size)])
 
 
-# A gradient-free forward pass keeps no activations for a backward pass, so
-# chunks this many times the training batch fit in the memory a training step
-# needs; on small batches they save per-call overhead (the exact head's pass
-# over the Burgers data took 0.06 s in chunks of 80-200 samples, 0.16 s in 20s).
+# A gradient-free forward pass keeps no activations for a backward pass, so a
+# chunk of a few training batches needs about the memory of one training step
+# (plus a float64 copy of its features for the statistics). On small batches
+# the larger chunks save per-call overhead: the exact head's pass over the
+# Burgers data took 0.06 s in chunks of 80-200 samples, 0.16 s in chunks of 20.
 NO_GRAD_CHUNK_FACTOR = 4
 
 
@@ -161,12 +162,13 @@ def collect_statistics(backbone, inputs, targets, batch_size, group=None):
     """Exact ridge statistics of the whole data set, in chunks of a few batches.
 
     Chunks have ``NO_GRAD_CHUNK_FACTOR * batch_size`` rows. With a
-    data-parallel ``group`` each process passes over its share of the rows and
-    the shares' statistics are summed.
+    data-parallel ``group`` each process passes over its share of the rows, in
+    chunks of its share of the batch, and the shares' statistics are summed.
     """
     if group is not None:
         rows = group.shard(torch.arange(inputs.shape[0], device=inputs.device))
-        stats = collect_statistics(backbone, inputs[rows], targets[rows], batch_size)
+        share = max(1, batch_size // group.world_size)
+        stats = collect_statistics(backbone, inputs[rows], targets[rows], share)
         return group.reduce_statistics(stats)
     backbone.eval()
     total = None

@@ -309,7 +309,7 @@ def test_loss_curve_is_in_units_of_y(easy):
     )
 
 
-@pytest.mark.parametrize("batch_size", [7, 50, 1000])
+@pytest.mark.parametrize("batch_size", [7, 30, 1000])
 def test_collect_statistics_are_the_whole_data_sums_in_any_chunking(easy, batch_size):
     X, y = easy
     torch.manual_seed(0)
@@ -441,6 +441,16 @@ def test_auto_update_order_puts_the_head_first_from_ten_rows_per_coefficient(eas
         assert_array_equal(model.predict(X), explicit.predict(X))
     other = CFLORegressor(batch_size=170, update_order="backbone_first", **common).fit(X, y)
     assert not np.allclose(other.predict(X), at_bound.predict(X))
+
+
+def test_auto_update_order_counts_the_rows_left_for_training(easy):
+    # 200 samples in one batch put the head first; early stopping keeps 15% of
+    # them for validation, and the 170 rows left are one short of 10 x 18.
+    X, y = easy
+    common = {**SMALL, "hidden_layer_sizes": (17,), "batch_size": 200, "random_state": 0}
+    assert CFLORegressor(**common).fit(X, y).update_order_ == "head_first"
+    stopped = CFLORegressor(early_stopping=True, validation_fraction=0.15, **common)
+    assert stopped.fit(X, y).update_order_ == "backbone_first"
 
 
 def test_a_head_update_interval_longer_than_the_fit_keeps_the_initial_exact_head(easy):
