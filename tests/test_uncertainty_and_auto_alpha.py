@@ -1,14 +1,15 @@
-"""Predictive uncertainty from the head's posterior, and alpha='auto' by GCV."""
+"""Predictive uncertainty from the head's posterior, and alpha='auto' (GCV or validation)."""
 
 import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose
 from sklearn.datasets import make_friedman1
-from sklearn.linear_model import LinearRegression
+from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
 from skcflo import CFLORegressor, MLPBackbone
+from skcflo._base import draw_seed
 from skcflo.head import RidgeStatistics, select_alpha
 from skcflo.training import TrainingOptions
 
@@ -69,6 +70,34 @@ def test_alpha_auto_picks_the_gcv_minimiser_on_the_final_features():
     targets = torch.as_tensor((y - y.mean()) / y.std()).reshape(-1, 1)
     best, _ = select_alpha(RidgeStatistics.from_batch(features, targets), TrainingOptions.alphas)
     assert model.alpha_ == best
+
+
+def test_alpha_auto_with_early_stopping_picks_the_best_validation_ridge():
+    # Reference: scikit-learn's Ridge on the fitted backbone's features of the
+    # training rows, scored on the validation rows the estimator held out.
+    X, y = _friedman(400, 1.0, 0)
+    X = StandardScaler().fit_transform(X)
+    candidates = [1e-4, 1e-2, 0.1, 1.0, 10.0]
+    model = CFLORegressor(
+        hidden_layer_sizes=(16,),
+        alpha="auto",
+        alphas=candidates,
+        early_stopping=True,
+        max_iter=5,
+        random_state=0,
+    ).fit(X, y)
+    train, validation = model._split_validation(len(X), draw_seed(0))
+    with torch.no_grad():
+        features = model.backbone_(torch.as_tensor(X, dtype=torch.float32)).double().numpy()
+    errors = []
+    for alpha in candidates:
+        ridge = Ridge(alpha=alpha * len(train)).fit(features[train], y[train])
+        errors.append(np.mean((ridge.predict(features[validation]) - y[validation]) ** 2))
+    assert model.alpha_ == candidates[int(np.argmin(errors))]
+    # GCV on the same training rows would have chosen another penalty.
+    targets = torch.as_tensor((y[train] - y[train].mean()) / y[train].std()).reshape(-1, 1)
+    stats = RidgeStatistics.from_batch(torch.as_tensor(features[train]), targets)
+    assert select_alpha(stats, candidates)[0] != model.alpha_
 
 
 def test_alpha_auto_respects_the_candidates():
