@@ -1,4 +1,4 @@
-"""Head first, backbone first, or every 4th batch: test error against rows per coefficient.
+"""Per-batch schedules of the head: test error against rows per head coefficient.
 
 ``update_order='auto'`` (``CFLORegressor``'s default) fits each mini-batch's
 head before the backbone step when the batch has at least
@@ -8,12 +8,14 @@ crossover lies: the two tabular tasks of ``bench_convergence.py`` (Friedman #1
 with noise 1, and its three-output problem), the default MLP (100 features,
 101 head coefficients), the closed-form family's settings of that benchmark,
 100 epochs, and batch sizes from 1 to 20 rows per coefficient. It prints the
-test MSE (mean ± std over seeds) of three per-batch schedules, their ratios to
-the paper's order and the order ``'auto'`` picks:
+test MSE (mean ± std over seeds) of per-batch schedules (``--schedules``, by
+default all), their ratios to the paper's order and the order ``'auto'`` picks:
 
-* backbone first (the paper's order), the head updated on every batch;
+* backbone first (the paper's order, features recomputed after the step), the
+  head updated on every batch; always run, the reference of the ratios;
 * head first, on every batch;
-* backbone first with ``head_update_interval=4``.
+* every 4th batch: backbone first with ``head_update_interval=4``;
+* reused features: backbone first with ``recompute_features=False``.
 
 Errors only, no timings: it can share the machine.
 
@@ -48,20 +50,23 @@ from bench_convergence import make_tasks  # noqa: E402
 from skcflo import CFLORegressor  # noqa: E402
 from skcflo.head_updates import resolve_update_order  # noqa: E402
 
-# (update_order, head_update_interval)
-SCHEDULES = (("backbone_first", 1), ("head_first", 1), ("backbone_first", 4))
+BASELINE = "backbone first"
+SCHEDULES = {
+    BASELINE: {"update_order": "backbone_first"},
+    "head first": {"update_order": "head_first"},
+    "every 4th batch": {"update_order": "backbone_first", "head_update_interval": 4},
+    "reused features": {"update_order": "backbone_first", "recompute_features": False},
+}
 BATCH_SIZES = (100, 200, 500, 1000, 2000)
 
 
 def held_out_mse(task, schedule, batch_size, seed, epochs):
     """Test MSE of one fit with the per-batch ``schedule``, and its head's coefficients."""
-    order, interval = schedule
     X, y = task.make_data(seed)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=seed)
     scaler = StandardScaler().fit(X_train)
     model = CFLORegressor(
-        update_order=order,
-        head_update_interval=interval,
+        **SCHEDULES[schedule],
         batch_size=batch_size,
         max_iter=epochs,
         random_state=seed,
@@ -75,10 +80,10 @@ def held_out_mse(task, schedule, batch_size, seed, epochs):
     return float(np.mean((predictions - y_test) ** 2)), n_coefficients
 
 
-def row(task, batch_size, seeds, epochs):
+def row(task, batch_size, schedules, seeds, epochs):
     fits = [
         [held_out_mse(task, schedule, batch_size, s, epochs) for s in seeds]
-        for schedule in SCHEDULES
+        for schedule in schedules
     ]
     errors = [np.array([mse for mse, _ in runs]) for runs in fits]
     n_coefficients = fits[0][0][1]
@@ -98,20 +103,24 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="1 seed, 30 epochs")
     parser.add_argument("--seeds", type=int, default=None, help="default 3 (1 with --quick)")
     parser.add_argument("--tasks", nargs="+", default=["friedman1", "multioutput"])
+    parser.add_argument(
+        "--schedules", nargs="+", default=list(SCHEDULES)[1:], choices=list(SCHEDULES)[1:]
+    )
     args = parser.parse_args(argv)
+    schedules = [BASELINE, *args.schedules]
     torch.set_num_threads(1)
     seeds = range(args.seeds or (1 if args.quick else 3))
     epochs = 30 if args.quick else 100
     tasks = make_tasks(quick=False)
     print_provenance()
     print(f"# seeds: {len(seeds)}; {epochs} epochs; 80/20 split; test MSE, mean ± std over seeds")
-    columns = ["task", "batch", "rows per coefficient", "backbone first", "head first"]
-    columns += ["every 4th batch", "head first / backbone first", "4th / every", "'auto' order"]
+    columns = ["task", "batch", "rows per coefficient", *schedules]
+    columns += [f"{name} / {BASELINE}" for name in args.schedules] + ["'auto' order"]
     print(markdown_row(columns))
     print(markdown_row(["---"] * len(columns)))
     for name in args.tasks:
         for batch_size in BATCH_SIZES:
-            print(row(tasks[name], batch_size, seeds, epochs), flush=True)
+            print(row(tasks[name], batch_size, schedules, seeds, epochs), flush=True)
 
 
 if __name__ == "__main__":

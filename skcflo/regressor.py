@@ -140,9 +140,10 @@ default='proximal'
         as the paper's Algorithm 1 does (a second, gradient-free forward pass
         per batch). ``False`` reuses the features of the gradient step's own
         forward pass, so the head lags the backbone by one step: measured
-        equally accurate on tabular problems and 10-40% higher final error on
-        Fourier neural operators, for 0.1-0.5x less time per epoch (see
-        ``benchmarks/README.md``).
+        equally accurate (within 0.4%) with 1-2 rows per head coefficient in a
+        batch, 3-7% higher error with 5-20 on a low-noise tabular problem and
+        10-40% on Fourier neural operators, for 0.1-0.5x less time per epoch
+        (see ``benchmarks/README.md``).
     update_order : {'auto', 'backbone_first', 'head_first'}, default='auto'
         Order of the two updates on each mini-batch, for the per-batch heads
         ('proximal', 'accumulate'). 'backbone_first' is the paper's Algorithm
