@@ -268,7 +268,8 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
     at least 1, so its Cholesky factorisation never needs jitter; a failed one
     (non-finite features) gives NaN weights, without a host synchronisation.
     Well-conditioned batches of float32 features on the CPU are solved in
-    float32 (see :func:`_well_conditioned`); the result is float64 either way.
+    float32 (see :func:`_well_conditioned`), and again in float64 should that
+    factorisation fail; the result is float64 either way.
 
     Parameters
     ----------
@@ -300,10 +301,14 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
         rows = augment(features.reshape(-1, features.shape[-1]), dtype=features.dtype)
         n_rows, n_coefficients = rows.shape
         _, inverse = _batch_penalty(n_coefficients, alpha, lam, n_rows, rows.device, rows.dtype)
-        if not _well_conditioned(rows, inverse):
-            rows = rows.to(ACCUMULATION_DTYPE)
-        if rows.dtype != ACCUMULATION_DTYPE or n_rows < n_coefficients:
-            return _solve_batch_rows(rows, targets, alpha, lam, previous)
+        if _well_conditioned(rows, inverse):
+            weights = _solve_batch_rows(rows, targets, alpha, lam, previous)
+            # CPU only, so reading the result back is free. A failed float32
+            # factorisation (not seen within the bound) falls back to float64.
+            if torch.isfinite(weights).all():
+                return weights
+        if n_rows < n_coefficients:
+            return _solve_batch_rows(rows.to(ACCUMULATION_DTYPE), targets, alpha, lam, previous)
     # float64 normal equations, with the solver's jitter and pseudo-inverse fallbacks.
     return solve_head(RidgeStatistics.from_batch(features, targets), alpha, lam, previous)
 
@@ -335,11 +340,15 @@ def _solve_batch_rows(rows, targets, alpha, lam, previous):
     return torch.where(info == 0, weights, float("nan")).to(ACCUMULATION_DTYPE)
 
 
-# Largest conditioning bound at which a batch is solved in float32. The largest
-# relative error of the float32 head, measured on ReLU-like batches (B in {32,
-# 256}, d up to 4096, bounds 6e2 to 9e6), stayed below 1.2e-8 times the bound:
-# at most about 1.2e-4 here, far below the noise of one mini-batch's head.
-FLOAT32_CONDITION_LIMIT = 1e4
+# Largest conditioning bound at which a batch is solved in float32. The relative
+# error of the float32 head stayed below 1.2e-8 times the bound on ReLU-like
+# batches (B in {32, 256}, d up to 4096, bounds 6e2 to 9e6) and below about
+# 2.5e-8 times it on FNO feature batches of 5120 rows (bounds 10 to 3e5): at
+# most about 2.5e-3 here, far below the change of the head from one mini-batch
+# to the next. At the former limit, 1e4, most Darcy batches (bounds 1e4-1e5)
+# went to float64, twice as slow; at 1e5 the three-seed test errors of the
+# Darcy benchmark were the same to four digits (benchmarks/README.md).
+FLOAT32_CONDITION_LIMIT = 1e5
 
 
 @functools.lru_cache(maxsize=32)
@@ -361,8 +370,9 @@ def _well_conditioned(rows, inverse):
     ``U^T U + A`` and its row-space twin ``I + U A^-1 U^T`` have condition
     numbers at most ``1 + trace(U A^-1 U^T) = 1 + sum_ij u_ij^2 / a_j``: the
     bound is a cheap reduction, and where it is at most
-    :data:`FLOAT32_CONDITION_LIMIT` the float32 solve is accurate to about
-    1e-4 (relative), at half the cost of float64 or less. Deciding reads the bound back
+    :data:`FLOAT32_CONDITION_LIMIT` the float32 solve is accurate to a few
+    1e-8 times the bound (relative; 2.5e-3 at most), at half the cost of
+    float64 or less. Deciding reads the bound back
     to the host, free on the CPU; on a GPU it would stall the device once per
     batch, so GPU batches (and float64 features) are solved in float64.
     """

@@ -7,6 +7,7 @@ import torch
 from numpy.testing import assert_allclose
 from sklearn.linear_model import Ridge
 
+from skcflo import head
 from skcflo.head import (
     FLOAT32_CONDITION_LIMIT,
     RidgeStatistics,
@@ -125,21 +126,23 @@ def test_well_conditioned_float32_batches_are_accurate_to_1e_4(n_rows, n_feature
     assert 0 < error < 1e-4  # nonzero: the float32 path did run
 
 
-def test_float32_batches_near_the_condition_limit_stay_accurate_to_2e_4():
+@pytest.mark.parametrize("n_rows, n_features", [(32, 256), (4096, 32)])
+def test_float32_batches_near_the_condition_limit_stay_accurate(n_rows, n_features):
     # ReLU-like features with a shared mean direction, scaled so that the
-    # conditioning bound lies between a tenth of the limit and the limit.
+    # conditioning bound lies between a tenth of the limit and the limit: wide
+    # (row-space solve) and tall (normal equations, an operator batch's shape).
     rng = np.random.default_rng(21)
-    phi = np.maximum(rng.normal(size=(32, 256)), 0.0)
-    y = rng.normal(size=(32, 1))
-    previous = rng.normal(size=(257, 1)) * 0.01
-    rows = np.hstack([phi, np.ones((32, 1))])
-    penalty = 32 * np.r_[np.full(256, 0.2), 0.1]
+    phi = np.maximum(rng.normal(size=(n_rows, n_features)), 0.0)
+    y = rng.normal(size=(n_rows, 1))
+    previous = rng.normal(size=(n_features + 1, 1)) * 0.01
+    rows = np.hstack([phi, np.ones((n_rows, 1))])
+    penalty = n_rows * np.r_[np.full(n_features, 0.2), 0.1]
     bound = 1 + (rows**2 / penalty).sum()
     scale = np.sqrt(0.5 * FLOAT32_CONDITION_LIMIT / bound)
     phi32 = (scale * phi).astype(np.float32)
     assert (
         0.1 * FLOAT32_CONDITION_LIMIT
-        < 1 + (np.hstack([phi32, np.ones((32, 1))]) ** 2 / penalty).sum()
+        < 1 + (np.hstack([phi32, np.ones((n_rows, 1))]) ** 2 / penalty).sum()
         <= FLOAT32_CONDITION_LIMIT
     )
     weights = solve_proximal_batch(
@@ -147,7 +150,8 @@ def test_float32_batches_near_the_condition_limit_stay_accurate_to_2e_4():
     )
     expected = _proximal_lstsq(phi32.astype(np.float64), y, 0.1, 0.1, previous)
     error = np.abs(weights.numpy() - expected).max() / np.abs(expected).max()
-    assert 1e-9 < error < 2e-4  # above float64 rounding: the float32 path ran
+    # Measured: below 2.5e-8 x the bound (head.FLOAT32_CONDITION_LIMIT's comment).
+    assert 1e-9 < error < 2.5e-8 * FLOAT32_CONDITION_LIMIT  # above float64 rounding
 
 
 def test_ill_conditioned_float32_batches_fall_back_to_float64():
@@ -161,6 +165,24 @@ def test_ill_conditioned_float32_batches_fall_back_to_float64():
     )
     expected = _proximal_lstsq(phi32.astype(np.float64), y, 0.0, 1e-3, previous)
     assert_allclose(weights.numpy(), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_a_failed_float32_factorisation_is_solved_again_in_float64(monkeypatch):
+    # With the bound switched off, a batch too ill-conditioned for float32 (its
+    # Cholesky factorisation breaks down; float64 still solves it to ~1e-8)
+    # must get the float64 head, not NaN.
+    monkeypatch.setattr(head, "FLOAT32_CONDITION_LIMIT", float("inf"))
+    rng = np.random.default_rng(5)
+    nearly_collinear = 10.0 * (rng.normal(size=(64, 1)) + 1e-4 * rng.normal(size=(64, 8)))
+    phi32 = torch.from_numpy(nearly_collinear.astype(np.float32))
+    y = rng.normal(size=(64, 1))
+    previous = torch.zeros(9, 1, dtype=torch.float64)
+    rows32 = head.augment(phi32, dtype=torch.float32)
+    float32_only = head._solve_batch_rows(rows32, torch.from_numpy(y), 0.0, 1e-8, previous)
+    assert not torch.isfinite(float32_only).all()  # the breakdown this test is about
+    weights = solve_proximal_batch(phi32, torch.from_numpy(y), 0.0, 1e-8, previous)
+    expected = _proximal_lstsq(phi32.double().numpy(), y, 0.0, 1e-8, previous.numpy())
+    assert_allclose(weights.numpy(), expected, rtol=1e-6)
 
 
 def test_batch_proximal_solve_counts_grid_positions_as_rows():
