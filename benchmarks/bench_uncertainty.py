@@ -11,7 +11,7 @@ by the validation rows' error.
 
 Run::
 
-    python benchmarks/bench_uncertainty.py            # 3 seeds, about 2 minutes
+    python benchmarks/bench_uncertainty.py            # 3 seeds, about 5 minutes
     python benchmarks/bench_uncertainty.py --seeds 1  # quicker
 """
 

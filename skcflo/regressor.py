@@ -86,12 +86,14 @@ class CFLORegressor(RegressorMixin, BaseEstimator):
         intercept is not penalised. 'auto' chooses it from ``alphas`` by
         generalised cross-validation at every exact head fit (one
         eigendecomposition of the Gram matrix serves every candidate, as in
-        ``RidgeCV``), except that with ``early_stopping=True`` the final head's
-        penalty is the candidate with the smallest validation error; the final
-        choice is ``alpha_``. GCV scores the training rows, on which the
-        backbone has learnt its features, and so picks too small a penalty
-        once the network has trained: use 'auto' with ``early_stopping=True``
-        (measured in ``benchmarks/README.md``). The default, with ``learning_rate_init``,
+        ``RidgeCV``), except that in ``fit`` with ``early_stopping=True`` (and
+        ``refit_head=True``) the final head's penalty is the candidate with the
+        smallest validation error; the final choice is ``alpha_``. GCV scores
+        the training rows, on which the backbone has learnt its features, and
+        so picks too small a penalty once the network has trained: if you use
+        'auto', use it with early stopping. The fixed default without early
+        stopping was still the most accurate on Friedman #1
+        (``benchmarks/README.md``). The default, with ``learning_rate_init``,
         was chosen by a sweep on five standardised tabular problems (see
         ``benchmarks/README.md``): it beats ``MLPRegressor()`` on each.
     alphas : array-like of float, default=None
@@ -238,10 +240,12 @@ default='proximal'
         After ``partial_fit``, the order of the last chunk's batches.
     alpha_ : float
         The head penalty used (chosen by ``alpha='auto'``: on the validation
-        rows with ``early_stopping``, otherwise by GCV).
+        rows for the final refit with ``early_stopping``, otherwise by GCV).
     noise_variance_ : float or ndarray of shape (n_outputs,)
         Noise variance of ``y``: the mean squared residual on the validation
-        set with ``early_stopping`` (unbiased), otherwise ``RSS / (n - df)`` on
+        set with ``early_stopping`` (unbiased, up to the slight optimism of
+        having chosen the epoch, and with ``alpha='auto'`` the penalty, on the
+        same rows), otherwise ``RSS / (n - df)`` on
         the training data with ``df`` the head's effective degrees of freedom
         (optimistic when the backbone has fitted the training targets).
 

@@ -303,7 +303,8 @@ def train_cflo(
     finally:
         bar.close()
 
-    if stopper is not None and not result.diverged:
+    # (No best state when Ctrl-C came before the first epoch ended.)
+    if stopper is not None and not result.diverged and stopper.best is not None:
         weights = stopper.best.restore(backbone)
         result.best_validation_score = stopper.best_score
     final_stats = None
@@ -312,7 +313,7 @@ def train_cflo(
         weights = exact.fit(final_stats, validation=stopper)
         result.diverged = not bool(torch.isfinite(weights).all())
     if result.diverged:
-        weights, final_stats = _recover(backbone, checkpoints, exact, result)
+        weights, final_stats = _recover(backbone, checkpoints, exact, result, stopper)
     weights = weights.detach().to(ACCUMULATION_DTYPE)
     if final_stats is None:
         final_stats = exact.statistics()
@@ -355,10 +356,12 @@ class _ExactHead:
         """The exact head; with ``validation`` (early stopping) 'auto' scores on its rows."""
         stats = self.statistics() if stats is None else stats
         if self.auto and torch.isfinite(stats.gram).all():
+            chosen = None
             if validation is not None:
-                self.alpha = validation.select_alpha(self.backbone, stats, self.candidates)
-            else:
-                self.alpha, _ = select_alpha(stats, self.candidates)
+                chosen = validation.select_alpha_on_validation(
+                    self.backbone, stats, self.candidates
+                )
+            self.alpha = select_alpha(stats, self.candidates)[0] if chosen is None else chosen
             if hasattr(self.head_update, "alpha"):
                 self.head_update.alpha = self.alpha
         return solve_head(stats, self.alpha)
@@ -392,16 +395,17 @@ def _initial_state(backbone, inputs, exact, head_update, options, generator):
     return weights, optimizer
 
 
-def _recover(backbone, checkpoints, exact, result):
+def _recover(backbone, checkpoints, exact, result, validation=None):
     """Restore the newest checkpoint whose exact head is finite.
 
     Returns that head and its statistics. The initial checkpoint always
-    qualifies (its features were checked).
+    qualifies (its features were checked). ``validation``: the early stopping,
+    whose rows choose 'auto''s penalty as in a finished fit.
     """
     for checkpoint in reversed(checkpoints):
         checkpoint.restore(backbone)
         stats = exact.statistics()
-        weights = exact.fit(stats)
+        weights = exact.fit(stats, validation)
         if torch.isfinite(weights).all():
             break
     result.n_iter = checkpoint.epoch
@@ -460,10 +464,12 @@ class _EarlyStopping:
         features = compute_features(backbone, self.inputs, max(self.batch_size, 1024))
         return apply_head(features.to(ACCUMULATION_DTYPE), weights) - self.targets
 
-    def select_alpha(self, backbone, stats, candidates):
+    def select_alpha_on_validation(self, backbone, stats, candidates):
         """The candidate whose head (solved on ``stats``) has the smallest validation MSE.
 
-        Standardised units, averaged over outputs; ties go to the first candidate.
+        Standardised units, averaged over outputs; ties go to the first
+        candidate. ``None`` when no candidate scores finite (the caller then
+        falls back to GCV).
         """
         features = compute_features(backbone, self.inputs, max(self.batch_size, 1024))
         features = features.to(ACCUMULATION_DTYPE)
@@ -471,7 +477,10 @@ class _EarlyStopping:
         for alpha in candidates:
             residual = apply_head(features, solve_head(stats, alpha)) - self.targets
             scores.append(float(residual.pow(2).mean()))
-        scores = torch.nan_to_num(torch.tensor(scores), nan=float("inf"))
+        scores = torch.tensor(scores, dtype=ACCUMULATION_DTYPE)
+        if not torch.isfinite(scores).any():
+            return None
+        scores = torch.nan_to_num(scores, nan=float("inf"))
         return float(candidates[int(torch.argmin(scores))])
 
     def residual_variance(self, backbone, weights):

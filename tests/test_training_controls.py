@@ -161,3 +161,17 @@ def test_ctrl_c_keeps_the_last_completed_epoch(friedman):
     net.interrupt_at = -1  # never again: the same start, trained for exactly 2 epochs
     reference = CFLORegressor(backbone=net, max_iter=2, **params).fit(X, y)
     assert_allclose(interrupted.predict(X), reference.predict(X))
+
+
+def test_ctrl_c_in_the_first_epoch_with_early_stopping_keeps_the_initial_model(friedman):
+    # No epoch has been scored yet, so early stopping has no best state to restore.
+    X, y = friedman
+    torch.manual_seed(0)
+    net = InterruptedNet(X.shape[1], interrupt_at=2)
+    model = CFLORegressor(
+        backbone=net, early_stopping=True, batch_size=100, random_state=0, device="cpu"
+    )
+    with pytest.warns(UserWarning, match="interrupted; the model keeps the state after epoch 0"):
+        model.fit(X, y)
+    assert model.n_iter_ == 0 and model.loss_curve_ == []
+    assert np.all(np.isfinite(model.predict(X)))
