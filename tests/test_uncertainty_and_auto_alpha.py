@@ -100,6 +100,39 @@ def test_alpha_auto_with_early_stopping_picks_the_best_validation_ridge():
     assert select_alpha(stats, candidates)[0] != model.alpha_
 
 
+def test_alpha_auto_on_validation_weighs_outputs_in_standardised_units():
+    # A very noisy output on a 1000x larger scale beside a clean one: the choice
+    # must average their errors after standardisation (like R²), where the raw
+    # errors would let the large output decide alone (and choose differently).
+    X, y = _friedman(400, 1.0, 0)
+    X = StandardScaler().fit_transform(X)
+    noise = np.random.default_rng(5).normal(size=len(y))
+    Y = np.column_stack([1000.0 * (y + 10.0 * noise), np.sin(y)])
+    candidates = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0]
+    model = CFLORegressor(
+        hidden_layer_sizes=(16,),
+        alpha="auto",
+        alphas=candidates,
+        early_stopping=True,
+        max_iter=5,
+        random_state=0,
+    ).fit(X, Y)
+    train, validation = model._split_validation(len(X), draw_seed(0))
+    with torch.no_grad():
+        features = model.backbone_(torch.as_tensor(X, dtype=torch.float32)).double().numpy()
+    mean, scale = Y[train].mean(axis=0), Y[train].std(axis=0)
+
+    def best_alpha(targets):
+        errors = []
+        for alpha in candidates:
+            ridge = Ridge(alpha=alpha * len(train)).fit(features[train], targets[train])
+            errors.append(np.mean((ridge.predict(features[validation]) - targets[validation]) ** 2))
+        return candidates[int(np.argmin(errors))]
+
+    assert model.alpha_ == best_alpha((Y - mean) / scale)
+    assert model.alpha_ != best_alpha(Y)
+
+
 def test_alpha_auto_respects_the_candidates():
     X, y = _friedman(200, 1.0, 0)
     model = CFLORegressor(
