@@ -72,32 +72,49 @@ def test_alpha_auto_picks_the_gcv_minimiser_on_the_final_features():
     assert model.alpha_ == best
 
 
+class _ValidationReference:
+    """An 'auto' fit with early stopping, and scikit-learn's choice on its split.
+
+    The reference fits ``Ridge`` on the fitted backbone's features of the
+    training rows and scores it on the validation rows the estimator held out.
+    """
+
+    def __init__(self, X, Y, candidates):
+        self.candidates = candidates
+        self.model = CFLORegressor(
+            hidden_layer_sizes=(16,),
+            alpha="auto",
+            alphas=candidates,
+            early_stopping=True,
+            max_iter=5,
+            random_state=0,
+        ).fit(X, Y)
+        self.train, self.validation = self.model._split_validation(len(X), draw_seed(0))
+        with torch.no_grad():
+            inputs = torch.as_tensor(X, dtype=torch.float32)
+            self.features = self.model.backbone_(inputs).double().numpy()
+
+    def best_alpha(self, targets):
+        """The candidate with the smallest validation MSE of ``targets`` (all outputs)."""
+        train, validation, features = self.train, self.validation, self.features
+        errors = []
+        for alpha in self.candidates:
+            ridge = Ridge(alpha=alpha * len(train)).fit(features[train], targets[train])
+            errors.append(np.mean((ridge.predict(features[validation]) - targets[validation]) ** 2))
+        return self.candidates[int(np.argmin(errors))]
+
+
 def test_alpha_auto_with_early_stopping_picks_the_best_validation_ridge():
-    # Reference: scikit-learn's Ridge on the fitted backbone's features of the
-    # training rows, scored on the validation rows the estimator held out.
     X, y = _friedman(400, 1.0, 0)
     X = StandardScaler().fit_transform(X)
-    candidates = [1e-4, 1e-2, 0.1, 1.0, 10.0]
-    model = CFLORegressor(
-        hidden_layer_sizes=(16,),
-        alpha="auto",
-        alphas=candidates,
-        early_stopping=True,
-        max_iter=5,
-        random_state=0,
-    ).fit(X, y)
-    train, validation = model._split_validation(len(X), draw_seed(0))
-    with torch.no_grad():
-        features = model.backbone_(torch.as_tensor(X, dtype=torch.float32)).double().numpy()
-    errors = []
-    for alpha in candidates:
-        ridge = Ridge(alpha=alpha * len(train)).fit(features[train], y[train])
-        errors.append(np.mean((ridge.predict(features[validation]) - y[validation]) ** 2))
-    assert model.alpha_ == candidates[int(np.argmin(errors))]
+    reference = _ValidationReference(X, y, [1e-4, 1e-2, 0.1, 1.0, 10.0])
+    chosen = reference.model.alpha_
+    assert chosen == reference.best_alpha(y)
     # GCV on the same training rows would have chosen another penalty.
+    train = reference.train
     targets = torch.as_tensor((y[train] - y[train].mean()) / y[train].std()).reshape(-1, 1)
-    stats = RidgeStatistics.from_batch(torch.as_tensor(features[train]), targets)
-    assert select_alpha(stats, candidates)[0] != model.alpha_
+    stats = RidgeStatistics.from_batch(torch.as_tensor(reference.features[train]), targets)
+    assert select_alpha(stats, reference.candidates)[0] != chosen
 
 
 def test_alpha_auto_on_validation_weighs_outputs_in_standardised_units():
@@ -108,29 +125,11 @@ def test_alpha_auto_on_validation_weighs_outputs_in_standardised_units():
     X = StandardScaler().fit_transform(X)
     noise = np.random.default_rng(5).normal(size=len(y))
     Y = np.column_stack([1000.0 * (y + 10.0 * noise), np.sin(y)])
-    candidates = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0]
-    model = CFLORegressor(
-        hidden_layer_sizes=(16,),
-        alpha="auto",
-        alphas=candidates,
-        early_stopping=True,
-        max_iter=5,
-        random_state=0,
-    ).fit(X, Y)
-    train, validation = model._split_validation(len(X), draw_seed(0))
-    with torch.no_grad():
-        features = model.backbone_(torch.as_tensor(X, dtype=torch.float32)).double().numpy()
-    mean, scale = Y[train].mean(axis=0), Y[train].std(axis=0)
-
-    def best_alpha(targets):
-        errors = []
-        for alpha in candidates:
-            ridge = Ridge(alpha=alpha * len(train)).fit(features[train], targets[train])
-            errors.append(np.mean((ridge.predict(features[validation]) - targets[validation]) ** 2))
-        return candidates[int(np.argmin(errors))]
-
-    assert model.alpha_ == best_alpha((Y - mean) / scale)
-    assert model.alpha_ != best_alpha(Y)
+    reference = _ValidationReference(X, Y, [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0])
+    train = reference.train
+    standardised = (Y - Y[train].mean(axis=0)) / Y[train].std(axis=0)
+    assert reference.model.alpha_ == reference.best_alpha(standardised)
+    assert reference.model.alpha_ != reference.best_alpha(Y)
 
 
 def test_alpha_auto_respects_the_candidates():
