@@ -460,9 +460,13 @@ class _EarlyStopping:
         self.batch_size = options.batch_size
         self.patience = Patience(options.tol, options.n_iter_no_change)
 
-    def residuals(self, backbone, weights):
+    def features(self, backbone):
+        """The backbone's features of the validation rows, in float64."""
         features = compute_features(backbone, self.inputs, max(self.batch_size, 1024))
-        return apply_head(features.to(ACCUMULATION_DTYPE), weights) - self.targets
+        return features.to(ACCUMULATION_DTYPE)
+
+    def residuals(self, backbone, weights):
+        return apply_head(self.features(backbone), weights) - self.targets
 
     def select_alpha_on_validation(self, backbone, stats, candidates):
         """The candidate whose head (solved on ``stats``) has the smallest validation MSE.
@@ -471,8 +475,7 @@ class _EarlyStopping:
         candidate. ``None`` when no candidate scores finite (the caller then
         falls back to GCV).
         """
-        features = compute_features(backbone, self.inputs, max(self.batch_size, 1024))
-        features = features.to(ACCUMULATION_DTYPE)
+        features = self.features(backbone)
         scores = []
         for alpha in candidates:
             residual = apply_head(features, solve_head(stats, alpha)) - self.targets
