@@ -173,9 +173,11 @@ default='proximal'
         pass and its solve); the batches between train the backbone against
         the current head. The solve costs about as much as a backbone layer of
         the head's width: with 4, the default head's time per epoch went from
-        1.1-2.0x to 0.9-1.2x end-to-end Adam's (widths 64-4096), at unchanged
-        accuracy on tabular problems but up to 2x the final error on Fourier
-        neural operators (``benchmarks/README.md``).
+        1.1-2.0x to 0.9-1.2x end-to-end Adam's (widths 64-4096). Its accuracy
+        cost grows with how far each batch moves the head: none on Friedman #1,
+        20% higher final error on a low-noise multi-output problem at a fast
+        learning rate, up to 2x on Fourier neural operators trained in the
+        paper's order (``benchmarks/README.md``).
     refit_head : bool, default=True
         Refit the head exactly on all training data after the last epoch.
     backbone : None, spec, torch.nn.Module or callable, default=None
