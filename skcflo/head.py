@@ -268,7 +268,8 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
     at least 1, so its Cholesky factorisation never needs jitter; a failed one
     (non-finite features) gives NaN weights, without a host synchronisation.
     Well-conditioned batches of float32 features on the CPU are solved in
-    float32 (see :func:`_well_conditioned`), and again in float64 should that
+    float32, at half the cost of float64 or less (the conditioning bound of
+    :data:`FLOAT32_CONDITION_LIMIT`), and again in float64 should that
     factorisation fail; the result is float64 either way.
 
     Parameters
@@ -299,25 +300,32 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
     """
     if lam > 0:
         rows = augment(features.reshape(-1, features.shape[-1]), dtype=features.dtype)
-        n_rows, n_coefficients = rows.shape
-        _, inverse = _batch_penalty(n_coefficients, alpha, lam, n_rows, rows.device, rows.dtype)
-        if _well_conditioned(rows, inverse):
-            weights = _solve_batch_rows(rows, targets, alpha, lam, previous)
-            # CPU only, so reading the result back is free. A failed float32
-            # factorisation (not seen within the bound) falls back to float64.
-            if torch.isfinite(weights).all():
+        if rows.dtype == torch.float32 and not rows.is_cuda:
+            weights = _solve_batch_rows(
+                rows, targets, alpha, lam, previous, condition_limit=FLOAT32_CONDITION_LIMIT
+            )
+            if weights is not None:
                 return weights
-        if n_rows < n_coefficients:
+        if rows.shape[0] < rows.shape[1]:
             return _solve_batch_rows(rows.to(ACCUMULATION_DTYPE), targets, alpha, lam, previous)
     # float64 normal equations, with the solver's jitter and pseudo-inverse fallbacks.
     return solve_head(RidgeStatistics.from_batch(features, targets), alpha, lam, previous)
 
 
-def _solve_batch_rows(rows, targets, alpha, lam, previous):
+def _solve_batch_rows(rows, targets, alpha, lam, previous, condition_limit=None):
     """The proximal head from the augmented rows ``U``, in their dtype.
 
     Normal equations for tall batches, the Woodbury row-space form for wide
     ones (see :func:`solve_proximal_batch`); the result is float64.
+
+    ``condition_limit`` (CPU only, where reading values back is free): return
+    ``None``, for the caller to solve again in float64, when the system's
+    conditioning bound exceeds it or its factorisation failed. The bound,
+    ``1 + trace(U A^-1 U^T)`` (see :data:`FLOAT32_CONDITION_LIMIT`), is the
+    trace of the row-space matrix, or the Gram matrix's diagonal weighted by
+    ``A^-1``: both are formed anyway, so checking costs nothing extra. Without
+    a limit a failed factorisation gives NaN weights, with no host
+    synchronisation.
     """
     n_rows, n_coefficients = rows.shape
     dtype = rows.dtype
@@ -326,21 +334,37 @@ def _solve_batch_rows(rows, targets, alpha, lam, previous):
     rhs = torch.addmm(previous.to(dtype), rows.T, targets, beta=n_rows * lam)
     if n_rows >= n_coefficients:
         system = rows.T @ rows
+        bound = None if condition_limit is None else system.diagonal() @ inverse
         system.diagonal().add_(penalty)
-        factor, info = torch.linalg.cholesky_ex(system)
-        weights = torch.cholesky_solve(rhs, factor)
     else:
         scaled_rows = rows * inverse
-        kernel = scaled_rows @ rows.T
-        kernel.diagonal().add_(1.0)
-        factor, info = torch.linalg.cholesky_ex(kernel)
+        system = scaled_rows @ rows.T
+        bound = None if condition_limit is None else system.diagonal().sum()
+        system.diagonal().add_(1.0)
+    # (NaN features give a NaN bound, which fails the comparison too.)
+    if bound is not None and not float(bound) + 1.0 <= condition_limit:
+        return None
+    factor, info = torch.linalg.cholesky_ex(system)
+    if condition_limit is not None and int(info) != 0:
+        return None
+    if n_rows >= n_coefficients:
+        weights = torch.cholesky_solve(rhs, factor)
+    else:
         correction = rows.T @ torch.cholesky_solve(scaled_rows @ rhs, factor)
         weights = (rhs - correction) * inverse[:, None]
-    # NaN, not a silently wrong head, when the factorisation failed.
-    return torch.where(info == 0, weights, float("nan")).to(ACCUMULATION_DTYPE)
+    if condition_limit is None:
+        # NaN, not a silently wrong head, when the factorisation failed.
+        weights = torch.where(info == 0, weights, float("nan"))
+    return weights.to(ACCUMULATION_DTYPE)
 
 
-# Largest conditioning bound at which a batch is solved in float32. The relative
+# Largest conditioning bound at which a batch is solved in float32. With
+# A = diag(penalty) (every entry positive), the system U^T U + A and its
+# row-space twin I + U A^-1 U^T have condition numbers at most
+# 1 + trace(U A^-1 U^T) = 1 + sum_ij u_ij^2 / a_j, which the solve reads off the
+# matrix it forms anyway. Deciding reads the bound back to the host, free on the
+# CPU; on a GPU it would stall the device once per batch, so GPU batches (and
+# float64 features) are solved in float64. The relative
 # error of the float32 head stayed below 1.2e-8 times the bound on ReLU-like
 # batches (B in {32, 256}, d up to 4096, bounds 6e2 to 9e6) and below about
 # 2.5e-8 times it on FNO feature batches of 5120 rows (bounds 10 to 3e5): at
@@ -361,24 +385,6 @@ def _batch_penalty(n_coefficients, alpha, lam, n_rows, device, dtype):
     """
     penalty = n_rows * penalty_diagonal(n_coefficients, alpha, lam, device=device)
     return penalty.to(dtype), (1.0 / penalty).to(dtype)
-
-
-def _well_conditioned(rows, inverse):
-    """Whether a float32 batch's proximal system can be solved in float32.
-
-    With ``A = diag(penalty)`` (every entry positive), the system
-    ``U^T U + A`` and its row-space twin ``I + U A^-1 U^T`` have condition
-    numbers at most ``1 + trace(U A^-1 U^T) = 1 + sum_ij u_ij^2 / a_j``: the
-    bound is a cheap reduction, and where it is at most
-    :data:`FLOAT32_CONDITION_LIMIT` the float32 solve is accurate to a few
-    1e-8 times the bound (relative; 2.5e-3 at most), at half the cost of
-    float64 or less. Deciding reads the bound back
-    to the host, free on the CPU; on a GPU it would stall the device once per
-    batch, so GPU batches (and float64 features) are solved in float64.
-    """
-    if rows.dtype != torch.float32 or rows.is_cuda:
-        return False
-    return float((rows.square() @ inverse).sum()) <= FLOAT32_CONDITION_LIMIT
 
 
 def apply_head(features, weights):
