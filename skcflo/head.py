@@ -300,10 +300,8 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
     """
     if lam > 0:
         rows = augment(features.reshape(-1, features.shape[-1]), dtype=features.dtype)
-        if rows.dtype == torch.float32 and not rows.is_cuda:
-            weights = _solve_batch_rows(
-                rows, targets, alpha, lam, previous, condition_limit=FLOAT32_CONDITION_LIMIT
-            )
+        if _float32_suffices(rows, alpha, lam):
+            weights = _solve_batch_rows(rows, targets, alpha, lam, previous, in_float32=True)
             if weights is not None:
                 return weights
         if rows.shape[0] < rows.shape[1]:
@@ -312,20 +310,14 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
     return solve_head(RidgeStatistics.from_batch(features, targets), alpha, lam, previous)
 
 
-def _solve_batch_rows(rows, targets, alpha, lam, previous, condition_limit=None):
+def _solve_batch_rows(rows, targets, alpha, lam, previous, in_float32=False):
     """The proximal head from the augmented rows ``U``, in their dtype.
 
     Normal equations for tall batches, the Woodbury row-space form for wide
-    ones (see :func:`solve_proximal_batch`); the result is float64.
-
-    ``condition_limit`` (CPU only, where reading values back is free): return
-    ``None``, for the caller to solve again in float64, when the system's
-    conditioning bound exceeds it or its factorisation failed. The bound,
-    ``1 + trace(U A^-1 U^T)`` (see :data:`FLOAT32_CONDITION_LIMIT`), is the
-    trace of the row-space matrix, or the Gram matrix's diagonal weighted by
-    ``A^-1``: both are formed anyway, so checking costs nothing extra. Without
-    a limit a failed factorisation gives NaN weights, with no host
-    synchronisation.
+    ones (see :func:`solve_proximal_batch`); the result is float64. A failed
+    factorisation gives NaN weights, with no host synchronisation, or, with
+    ``in_float32`` (CPU only, where reading the status back is free), ``None``
+    for the caller to solve again in float64.
     """
     n_rows, n_coefficients = rows.shape
     dtype = rows.dtype
@@ -334,25 +326,20 @@ def _solve_batch_rows(rows, targets, alpha, lam, previous, condition_limit=None)
     rhs = torch.addmm(previous.to(dtype), rows.T, targets, beta=n_rows * lam)
     if n_rows >= n_coefficients:
         system = rows.T @ rows
-        bound = None if condition_limit is None else system.diagonal() @ inverse
         system.diagonal().add_(penalty)
     else:
         scaled_rows = rows * inverse
         system = scaled_rows @ rows.T
-        bound = None if condition_limit is None else system.diagonal().sum()
         system.diagonal().add_(1.0)
-    # (NaN features give a NaN bound, which fails the comparison too.)
-    if bound is not None and not float(bound) + 1.0 <= condition_limit:
-        return None
     factor, info = torch.linalg.cholesky_ex(system)
-    if condition_limit is not None and int(info) != 0:
+    if in_float32 and int(info) != 0:
         return None
     if n_rows >= n_coefficients:
         weights = torch.cholesky_solve(rhs, factor)
     else:
         correction = rows.T @ torch.cholesky_solve(scaled_rows @ rhs, factor)
         weights = (rhs - correction) * inverse[:, None]
-    if condition_limit is None:
+    if not in_float32:
         # NaN, not a silently wrong head, when the factorisation failed.
         weights = torch.where(info == 0, weights, float("nan"))
     return weights.to(ACCUMULATION_DTYPE)
@@ -361,17 +348,17 @@ def _solve_batch_rows(rows, targets, alpha, lam, previous, condition_limit=None)
 # Largest conditioning bound at which a batch is solved in float32. With
 # A = diag(penalty) (every entry positive), the system U^T U + A and its
 # row-space twin I + U A^-1 U^T have condition numbers at most
-# 1 + trace(U A^-1 U^T) = 1 + sum_ij u_ij^2 / a_j, which the solve reads off the
-# matrix it forms anyway. Deciding reads the bound back to the host, free on the
-# CPU; on a GPU it would stall the device once per batch, so GPU batches (and
-# float64 features) are solved in float64. The relative
-# error of the float32 head stayed below 1.2e-8 times the bound on ReLU-like
-# batches (B in {32, 256}, d up to 4096, bounds 6e2 to 9e6) and below about
-# 2.5e-8 times it on FNO feature batches of 5120 rows (bounds 10 to 3e5): at
-# most about 2.5e-3 here, far below the change of the head from one mini-batch
-# to the next. At the former limit, 1e4, most Darcy batches (bounds 1e4-1e5)
-# went to float64, twice as slow; at 1e5 the three-seed test errors of the
-# Darcy benchmark were the same to four digits (benchmarks/README.md).
+# 1 + trace(U A^-1 U^T) = 1 + sum_ij u_ij^2 / a_j, a cheap reduction over the
+# rows. Deciding reads the bound back to the host, free on the CPU; on a GPU it
+# would stall the device once per batch, so GPU batches (and float64 features)
+# are solved in float64. The relative error of the float32 head stayed below
+# 1.2e-8 times the bound on ReLU-like batches (B in {32, 256}, d up to 4096,
+# bounds 6e2 to 9e6) and below about 2.5e-8 times it on FNO feature batches of
+# 5120 rows (bounds 10 to 3e5): at most about 2.5e-3 here, far below the change
+# of the head from one mini-batch to the next. At the former limit, 1e4, most
+# Darcy batches (bounds 1e4-1e5) went to float64, twice as slow; at 1e5 the
+# three-seed test errors of the Darcy benchmark were the same to four digits
+# (benchmarks/README.md).
 FLOAT32_CONDITION_LIMIT = 1e5
 
 
@@ -385,6 +372,20 @@ def _batch_penalty(n_coefficients, alpha, lam, n_rows, device, dtype):
     """
     penalty = n_rows * penalty_diagonal(n_coefficients, alpha, lam, device=device)
     return penalty.to(dtype), (1.0 / penalty).to(dtype)
+
+
+def _float32_suffices(rows, alpha, lam):
+    """Whether a batch's proximal system can be solved in its float32.
+
+    CPU float32 rows whose conditioning bound (:data:`FLOAT32_CONDITION_LIMIT`)
+    is within the limit: a cheap reduction over the rows, read back to the host
+    (free on the CPU). NaN features give a NaN bound, which fails the test.
+    """
+    if rows.dtype != torch.float32 or rows.is_cuda:
+        return False
+    n_rows, n_coefficients = rows.shape
+    _, inverse = _batch_penalty(n_coefficients, alpha, lam, n_rows, rows.device, rows.dtype)
+    return 1.0 + float(rows.square().sum(dim=0) @ inverse) <= FLOAT32_CONDITION_LIMIT
 
 
 def apply_head(features, weights):

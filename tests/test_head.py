@@ -183,34 +183,30 @@ def test_a_failed_float32_factorisation_is_solved_again_in_float64(monkeypatch, 
     phi32 = torch.from_numpy(phi.astype(np.float32))
     previous = torch.zeros(n_features + 1, 1, dtype=torch.float64)
     rows32 = head.augment(phi32, dtype=torch.float32)
-    limit = head.FLOAT32_CONDITION_LIMIT
-    assert head._solve_batch_rows(rows32, torch.from_numpy(y), 0.1, 1.0, previous, limit) is None
+    assert head._float32_suffices(rows32, 0.1, 1.0)
+    assert head._solve_batch_rows(rows32, torch.from_numpy(y), 0.1, 1.0, previous, True) is None
     weights = solve_proximal_batch(phi32, torch.from_numpy(y), 0.1, 1.0, previous)
     expected = _proximal_lstsq(phi.astype(np.float32).astype(np.float64), y, 0.1, 1.0, previous)
     assert_allclose(weights.numpy(), expected, rtol=1e-8, atol=1e-10)
 
 
-def test_float32_batch_solve_reads_its_conditioning_bound_off_the_system():
+def test_float32_is_chosen_by_the_conditioning_bound():
     # The bound 1 + sum_ij u_ij^2 / a_j decides float32 or float64: the same
-    # batch, scaled to just below and just above the limit, must be refused
-    # (None) only above it, for tall (Gram) and wide (row-space) batches.
+    # batch, scaled to just below and just above the limit, must be solved in
+    # float32 only below it, for tall (Gram) and wide (row-space) batches.
     rng = np.random.default_rng(15)
     for n_rows, n_features in [(64, 8), (8, 50)]:
         phi = rng.normal(size=(n_rows, n_features))
         # alpha=0.1, lam=1: a_j = n (alpha + lam) for the features, n lam for the intercept.
         features_part = (phi**2).sum() / (1.1 * n_rows)
         intercept_part = 1.0
-        previous = torch.zeros(n_features + 1, 1, dtype=torch.float64)
-        y = torch.from_numpy(rng.normal(size=(n_rows, 1)))
         for factor, accepted in [(0.9, True), (1.1, False)]:
             # Scale the features (not the intercept column) to reach factor * limit.
             target = factor * head.FLOAT32_CONDITION_LIMIT - 1 - intercept_part
-            scaled = np.hstack([phi * np.sqrt(target / features_part), np.ones((n_rows, 1))])
-            rows32 = torch.from_numpy(scaled.astype(np.float32))
-            result = head._solve_batch_rows(
-                rows32, y, 0.1, 1.0, previous, head.FLOAT32_CONDITION_LIMIT
-            )
-            assert (result is not None) == accepted
+            rows = np.hstack([phi * np.sqrt(target / features_part), np.ones((n_rows, 1))])
+            rows32 = torch.from_numpy(rows.astype(np.float32))
+            assert head._float32_suffices(rows32, 0.1, 1.0) == accepted
+            assert not head._float32_suffices(rows32.double(), 0.1, 1.0)
 
 
 def test_batch_proximal_solve_counts_grid_positions_as_rows():
