@@ -269,7 +269,9 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
     (non-finite features) gives NaN weights, without a host synchronisation.
     Well-conditioned batches of float32 features on the CPU are solved in
     float32, at half the cost of float64 or less (the conditioning bound of
-    :data:`FLOAT32_CONDITION_LIMIT`), and again in float64 should that
+    :data:`FLOAT32_CONDITION_LIMIT`), tall or large ones up to
+    :data:`REFINED_FLOAT32_CONDITION_LIMIT` with one step of iterative
+    refinement in float64, and again in float64 should the float32
     factorisation fail; the result is float64 either way.
 
     Parameters
@@ -300,8 +302,10 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
     """
     if lam > 0:
         rows = augment(features.reshape(-1, features.shape[-1]), dtype=features.dtype)
-        if _float32_suffices(rows, alpha, lam):
-            weights = _solve_batch_rows(rows, targets, alpha, lam, previous, in_float32=True)
+        precision = _batch_precision(rows, alpha, lam)
+        if precision != "float64":
+            refine = precision == "refined"
+            weights = _solve_batch_rows(rows, targets, alpha, lam, previous, True, refine)
             if weights is not None:
                 return weights
         if rows.shape[0] < rows.shape[1]:
@@ -310,39 +314,64 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
     return solve_head(RidgeStatistics.from_batch(features, targets), alpha, lam, previous)
 
 
-def _solve_batch_rows(rows, targets, alpha, lam, previous, in_float32=False):
+def _solve_batch_rows(rows, targets, alpha, lam, previous, in_float32=False, refine=False):
     """The proximal head from the augmented rows ``U``, in their dtype.
 
     Normal equations for tall batches, the Woodbury row-space form for wide
     ones (see :func:`solve_proximal_batch`); the result is float64. A failed
     factorisation gives NaN weights, with no host synchronisation, or, with
     ``in_float32`` (CPU only, where reading the status back is free), ``None``
-    for the caller to solve again in float64.
+    for the caller to solve again in float64. ``refine``: one step of
+    iterative refinement, the residual in float64 and the correction from the
+    same factorisation (see :data:`REFINED_FLOAT32_CONDITION_LIMIT`).
     """
     n_rows, n_coefficients = rows.shape
-    dtype = rows.dtype
-    penalty, inverse = _batch_penalty(n_coefficients, alpha, lam, n_rows, rows.device, dtype)
-    targets = targets.reshape(-1, targets.shape[-1]).to(dtype)
-    rhs = torch.addmm(previous.to(dtype), rows.T, targets, beta=n_rows * lam)
-    if n_rows >= n_coefficients:
-        system = rows.T @ rows
-        system.diagonal().add_(penalty)
-    else:
-        scaled_rows = rows * inverse
-        system = scaled_rows @ rows.T
-        system.diagonal().add_(1.0)
-    factor, info = torch.linalg.cholesky_ex(system)
+    solve, info = _factorised_batch_system(rows, alpha, lam)
     if in_float32 and int(info) != 0:
         return None
-    if n_rows >= n_coefficients:
-        weights = torch.cholesky_solve(rhs, factor)
-    else:
-        correction = rows.T @ torch.cholesky_solve(scaled_rows @ rhs, factor)
-        weights = (rhs - correction) * inverse[:, None]
+    targets = targets.reshape(-1, targets.shape[-1])
+    rhs = torch.addmm(previous.to(rows.dtype), rows.T, targets.to(rows.dtype), beta=n_rows * lam)
+    weights = solve(rhs).to(ACCUMULATION_DTYPE)
+    if refine:
+        # float32 to float64 is exact, so this residual is the float64 system's.
+        rows64 = rows.to(ACCUMULATION_DTYPE)
+        penalty, _ = _batch_penalty(
+            n_coefficients, alpha, lam, n_rows, rows.device, ACCUMULATION_DTYPE
+        )
+        exact_rhs = torch.addmm(previous, rows64.T, targets.to(rows64.dtype), beta=n_rows * lam)
+        residual = exact_rhs - torch.addmm(penalty[:, None] * weights, rows64.T, rows64 @ weights)
+        weights = weights + solve(residual.to(rows.dtype)).to(ACCUMULATION_DTYPE)
     if not in_float32:
         # NaN, not a silently wrong head, when the factorisation failed.
         weights = torch.where(info == 0, weights, float("nan"))
-    return weights.to(ACCUMULATION_DTYPE)
+    return weights
+
+
+def _factorised_batch_system(rows, alpha, lam):
+    """Cholesky factorisation of a batch's proximal system, and its solve.
+
+    Returns ``(solve, info)``: ``solve(rhs)`` is ``(U^T U + A)^-1 rhs`` in the
+    rows' dtype, from the ``m x m`` factor for tall batches or, by the Woodbury
+    identity, the ``B x B`` one for wide batches; ``info`` is the
+    factorisation's status (0: success).
+    """
+    n_rows, n_coefficients = rows.shape
+    penalty, inverse = _batch_penalty(n_coefficients, alpha, lam, n_rows, rows.device, rows.dtype)
+    if n_rows >= n_coefficients:
+        system = rows.T @ rows
+        system.diagonal().add_(penalty)
+        factor, info = torch.linalg.cholesky_ex(system)
+        return (lambda rhs: torch.cholesky_solve(rhs, factor)), info
+    scaled_rows = rows * inverse
+    kernel = scaled_rows @ rows.T
+    kernel.diagonal().add_(1.0)
+    factor, info = torch.linalg.cholesky_ex(kernel)
+
+    def solve(rhs):
+        correction = rows.T @ torch.cholesky_solve(scaled_rows @ rhs, factor)
+        return (rhs - correction) * inverse[:, None]
+
+    return solve, info
 
 
 # Largest conditioning bound at which a batch is solved in float32. With
@@ -360,6 +389,15 @@ def _solve_batch_rows(rows, targets, alpha, lam, previous, in_float32=False):
 # three-seed test errors of the Darcy benchmark were the same to four digits
 # (benchmarks/README.md).
 FLOAT32_CONDITION_LIMIT = 1e5
+# Up to this bound a float32 factorisation still serves, followed by one step
+# of iterative refinement (the residual computed in float64, the correction
+# solved with the float32 factor): the error after the step is about the float32
+# error times the bound times float32's epsilon. Measured up to the limit
+# (benchmarks/bench_batch_solve.py, benchmarks/README.md): relative errors of
+# 1e-12 to 6e-5, in 0.5-1.0x the time of the float64 solve, on tall batches and
+# on wide ones with 2e6 multiply-adds or more (on small wide batches the float64
+# row-space solve is the cheaper one).
+REFINED_FLOAT32_CONDITION_LIMIT = 1e6
 
 
 @functools.lru_cache(maxsize=32)
@@ -374,18 +412,37 @@ def _batch_penalty(n_coefficients, alpha, lam, n_rows, device, dtype):
     return penalty.to(dtype), (1.0 / penalty).to(dtype)
 
 
-def _float32_suffices(rows, alpha, lam):
-    """Whether a batch's proximal system can be solved in its float32.
+def _batch_precision(rows, alpha, lam):
+    """How a batch's proximal system is solved: 'float32', 'refined' or 'float64'.
 
-    CPU float32 rows whose conditioning bound (:data:`FLOAT32_CONDITION_LIMIT`)
-    is within the limit: a cheap reduction over the rows, read back to the host
-    (free on the CPU). NaN features give a NaN bound, which fails the test.
+    CPU float32 rows whose conditioning bound is within
+    :data:`FLOAT32_CONDITION_LIMIT` are solved in float32; tall or large ones
+    within :data:`REFINED_FLOAT32_CONDITION_LIMIT` in float32 with a refinement
+    step; everything else (GPU or float64 rows included) in float64. Deciding reads
+    the bound back to the host, free on the CPU.
     """
     if rows.dtype != torch.float32 or rows.is_cuda:
-        return False
+        return "float64"
+    # (A NaN bound, from non-finite features, fails both comparisons.)
+    bound = _conditioning_bound(rows, alpha, lam)
+    if bound <= FLOAT32_CONDITION_LIMIT:
+        return "float32"
+    # Refining adds about ten small operations. That always pays against the
+    # float64 normal equations of a tall batch, and against a wide batch's
+    # float64 row-space solve once that has about 2e6 multiply-adds (B^2 m)
+    # to save (benchmarks/bench_batch_solve.py).
+    n_rows, n_coefficients = rows.shape
+    worth_refining = n_rows >= n_coefficients or n_rows**2 * n_coefficients >= 2e6
+    if worth_refining and bound <= REFINED_FLOAT32_CONDITION_LIMIT:
+        return "refined"
+    return "float64"
+
+
+def _conditioning_bound(rows, alpha, lam):
+    """``1 + sum_ij u_ij^2 / a_j``, the bound of :data:`FLOAT32_CONDITION_LIMIT`, as a float."""
     n_rows, n_coefficients = rows.shape
     _, inverse = _batch_penalty(n_coefficients, alpha, lam, n_rows, rows.device, rows.dtype)
-    return 1.0 + float(rows.square().sum(dim=0) @ inverse) <= FLOAT32_CONDITION_LIMIT
+    return 1.0 + float(rows.square().sum(dim=0) @ inverse)
 
 
 def apply_head(features, weights):

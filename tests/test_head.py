@@ -183,30 +183,89 @@ def test_a_failed_float32_factorisation_is_solved_again_in_float64(monkeypatch, 
     phi32 = torch.from_numpy(phi.astype(np.float32))
     previous = torch.zeros(n_features + 1, 1, dtype=torch.float64)
     rows32 = head.augment(phi32, dtype=torch.float32)
-    assert head._float32_suffices(rows32, 0.1, 1.0)
+    assert head._batch_precision(rows32, 0.1, 1.0) == "float32"
     assert head._solve_batch_rows(rows32, torch.from_numpy(y), 0.1, 1.0, previous, True) is None
     weights = solve_proximal_batch(phi32, torch.from_numpy(y), 0.1, 1.0, previous)
     expected = _proximal_lstsq(phi.astype(np.float32).astype(np.float64), y, 0.1, 1.0, previous)
     assert_allclose(weights.numpy(), expected, rtol=1e-8, atol=1e-10)
 
 
-def test_float32_is_chosen_by_the_conditioning_bound():
-    # The bound 1 + sum_ij u_ij^2 / a_j decides float32 or float64: the same
-    # batch, scaled to just below and just above the limit, must be solved in
-    # float32 only below it, for tall (Gram) and wide (row-space) batches.
-    rng = np.random.default_rng(15)
-    for n_rows, n_features in [(64, 8), (8, 50)]:
-        phi = rng.normal(size=(n_rows, n_features))
-        # alpha=0.1, lam=1: a_j = n (alpha + lam) for the features, n lam for the intercept.
-        features_part = (phi**2).sum() / (1.1 * n_rows)
-        intercept_part = 1.0
-        for factor, accepted in [(0.9, True), (1.1, False)]:
-            # Scale the features (not the intercept column) to reach factor * limit.
-            target = factor * head.FLOAT32_CONDITION_LIMIT - 1 - intercept_part
-            rows = np.hstack([phi * np.sqrt(target / features_part), np.ones((n_rows, 1))])
-            rows32 = torch.from_numpy(rows.astype(np.float32))
-            assert head._float32_suffices(rows32, 0.1, 1.0) == accepted
-            assert not head._float32_suffices(rows32.double(), 0.1, 1.0)
+def _scaled_to_bound(phi, bound):
+    """float32 rows ``[c phi, 1]`` whose conditioning bound at alpha=0.1, lam=1 is ``bound``."""
+    n_rows = phi.shape[0]
+    # a_j = n (alpha + lam) for the features, n lam for the intercept (whose part is 1).
+    features_part = (phi**2).sum() / (1.1 * n_rows)
+    scale = np.sqrt((bound - 2.0) / features_part)
+    return torch.from_numpy(np.hstack([scale * phi, np.ones((n_rows, 1))]).astype(np.float32))
+
+
+@pytest.mark.parametrize("n_rows, n_features", [(64, 8), (8, 50)])
+def test_conditioning_bound_is_the_trace_bound(n_rows, n_features):
+    phi = np.random.default_rng(15).normal(size=(n_rows, n_features))
+    for bound in (1e3, 1e5, 1e7):
+        rows32 = _scaled_to_bound(phi, bound)
+        assert head._conditioning_bound(rows32, 0.1, 1.0) == pytest.approx(bound, rel=1e-5)
+
+
+@pytest.mark.parametrize("n_rows, n_features", [(256, 16), (16, 120)])
+def test_refinement_brings_a_float32_solve_to_float64_accuracy(n_rows, n_features):
+    # Bounds between the two limits: a float32 factorisation and one refinement
+    # step. Against the float64 minimiser, the refined head must be far more
+    # accurate than the plain float32 solve of the same batch, and accurate to
+    # 1e-6; tall and wide batches.
+    rng = np.random.default_rng(16)
+    phi = np.maximum(rng.normal(size=(n_rows, n_features)) + 0.5, 0.0)
+    rows32 = _scaled_to_bound(phi, 0.8 * head.REFINED_FLOAT32_CONDITION_LIMIT)
+    assert head._conditioning_bound(rows32, 0.1, 1.0) > head.FLOAT32_CONDITION_LIMIT
+    y = torch.from_numpy(rng.normal(size=(n_rows, 1)))
+    previous = torch.from_numpy(rng.normal(size=(n_features + 1, 1)))
+    expected = _proximal_lstsq(rows32[:, :-1].double().numpy(), y.numpy(), 0.1, 1.0, previous)
+    refined = head._solve_batch_rows(rows32, y, 0.1, 1.0, previous, True, True).numpy()
+    plain = head._solve_batch_rows(rows32, y, 0.1, 1.0, previous, True).numpy()
+    assert np.abs(refined - expected).max() / np.abs(expected).max() < 1e-6
+    assert np.abs(refined - expected).max() < 0.1 * np.abs(plain - expected).max()
+
+
+@pytest.mark.parametrize(
+    ("shape", "fraction_of_refined_limit", "expected"),
+    [
+        ((256, 16), 0.05, "float32"),  # below the float32 limit
+        ((16, 120), 0.05, "float32"),
+        ((256, 16), 0.8, "refined"),  # between the limits: tall batches are refined,
+        ((128, 300), 0.8, "refined"),  # wide ones when large (B^2 m >= 2e6),
+        ((16, 120), 0.8, "float64"),  # small wide ones solved in float64 (cheaper)
+        ((256, 16), 2.0, "float64"),  # beyond both
+        ((16, 120), 2.0, "float64"),
+    ],
+)
+def test_batch_precision_follows_the_bound_and_the_shape(
+    monkeypatch, shape, fraction_of_refined_limit, expected
+):
+    rng = np.random.default_rng(17)
+    phi = np.maximum(rng.normal(size=shape) + 0.5, 0.0)
+    rows32 = _scaled_to_bound(phi, fraction_of_refined_limit * head.REFINED_FLOAT32_CONDITION_LIMIT)
+    assert head._batch_precision(rows32, 0.1, 1.0) == expected
+    assert head._batch_precision(rows32.double(), 0.1, 1.0) == "float64"
+    # And the solve follows it: the row solves it asks for, by dtype and flags.
+    calls = []
+    solve_rows = head._solve_batch_rows
+
+    def recorded(rows, *args):
+        calls.append((rows.dtype, args[4:]))
+        return solve_rows(rows, *args)
+
+    monkeypatch.setattr(head, "_solve_batch_rows", recorded)
+    y = torch.from_numpy(rng.normal(size=(shape[0], 1)))
+    previous = torch.zeros(shape[1] + 1, 1, dtype=torch.float64)
+    solve_proximal_batch(rows32[:, :-1], y, 0.1, 1.0, previous)
+    wide = shape[0] < shape[1] + 1
+    expected_calls = {
+        "float32": [(torch.float32, (True, False))],
+        "refined": [(torch.float32, (True, True))],
+        # float64: the row-space solve for wide batches, the normal equations for tall ones.
+        "float64": [(torch.float64, ())] if wide else [],
+    }[expected]
+    assert calls == expected_calls
 
 
 def test_batch_proximal_solve_counts_grid_positions_as_rows():
