@@ -78,7 +78,7 @@ print("CFLO's update order:", models["CFLO (closed-form head)"].update_order_)
 # ``head_first`` it is measured after each batch's head fit). Over five seeds
 # and 30 epochs at full size, each method at its own tuned settings, its final
 # test error was 0.69x end-to-end Adam's, and it reached Adam's final error in
-# 0.47x of Adam's time (``benchmarks/README.md``).
+# about half of Adam's time (0.47-0.51x over four runs; ``benchmarks/README.md``).
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 for name, model in models.items():
     epochs = np.arange(1, model.n_iter_ + 1)
