@@ -320,10 +320,11 @@ def _solve_batch_rows(rows, targets, alpha, lam, previous, in_float32=False, ref
     Normal equations for tall batches, the Woodbury row-space form for wide
     ones (see :func:`solve_proximal_batch`); the result is float64. A failed
     factorisation gives NaN weights, with no host synchronisation, or, with
-    ``in_float32`` (CPU only, where reading the status back is free), ``None``
-    for the caller to solve again in float64. ``refine``: one step of
-    iterative refinement, the residual in float64 and the correction from the
-    same factorisation (see :data:`REFINED_FLOAT32_CONDITION_LIMIT`).
+    ``in_float32`` (CPU only, where reading values back is free), ``None`` for
+    the caller to solve again in float64, also when the result is not finite.
+    ``refine``: one step of iterative refinement, the residual in float64 and
+    the correction from the same factorisation (see
+    :data:`REFINED_FLOAT32_CONDITION_LIMIT`).
     """
     n_rows, n_coefficients = rows.shape
     solve, info = _factorised_batch_system(rows, alpha, lam)
@@ -338,13 +339,17 @@ def _solve_batch_rows(rows, targets, alpha, lam, previous, in_float32=False, ref
         penalty, _ = _batch_penalty(
             n_coefficients, alpha, lam, n_rows, rows.device, ACCUMULATION_DTYPE
         )
-        exact_rhs = torch.addmm(previous, rows64.T, targets.to(rows64.dtype), beta=n_rows * lam)
+        exact_rhs = torch.addmm(
+            previous.to(rows64.dtype), rows64.T, targets.to(rows64.dtype), beta=n_rows * lam
+        )
         residual = exact_rhs - torch.addmm(penalty[:, None] * weights, rows64.T, rows64 @ weights)
         weights = weights + solve(residual.to(rows.dtype)).to(ACCUMULATION_DTYPE)
-    if not in_float32:
-        # NaN, not a silently wrong head, when the factorisation failed.
-        weights = torch.where(info == 0, weights, float("nan"))
-    return weights
+    if in_float32:
+        # Targets or a previous head beyond float32's range overflow the
+        # right-hand side (the bound only vouches for the rows): float64 then.
+        return weights if bool(torch.isfinite(weights).all()) else None
+    # NaN, not a silently wrong head, when the factorisation failed.
+    return torch.where(info == 0, weights, float("nan"))
 
 
 def _factorised_batch_system(rows, alpha, lam):
@@ -375,12 +380,13 @@ def _factorised_batch_system(rows, alpha, lam):
 
 
 # Largest conditioning bound at which a batch is solved in float32. With
-# A = diag(penalty) (every entry positive), the system U^T U + A and its
-# row-space twin I + U A^-1 U^T have condition numbers at most
-# 1 + trace(U A^-1 U^T) = 1 + sum_ij u_ij^2 / a_j, a cheap reduction over the
-# rows. Deciding reads the bound back to the host, free on the CPU; on a GPU it
-# would stall the device once per batch, so GPU batches (and float64 features)
-# are solved in float64. The relative error of the float32 head stayed below
+# A = diag(penalty) (every entry positive), the A-scaled system
+# I + A^-1/2 U^T U A^-1/2 and the row-space one I + U A^-1 U^T have condition
+# numbers at most 1 + trace(U A^-1 U^T) = 1 + sum_ij u_ij^2 / a_j, a cheap
+# reduction over the rows; the Cholesky solve's accuracy follows the scaled
+# system's conditioning. Deciding reads the bound back to the host, free on the
+# CPU; on a GPU it would stall the device once per batch, so GPU batches (and
+# float64 features) are solved in float64. The relative error of the float32 head stayed below
 # 1.2e-8 times the bound on ReLU-like batches (B in {32, 256}, d up to 4096,
 # bounds 6e2 to 9e6) and below about 2.5e-8 times it on FNO feature batches of
 # 5120 rows (bounds 10 to 3e5): at most about 2.5e-3 here, far below the change
@@ -421,7 +427,7 @@ def _batch_precision(rows, alpha, lam):
     step; everything else (GPU or float64 rows included) in float64. Deciding reads
     the bound back to the host, free on the CPU.
     """
-    if rows.dtype != torch.float32 or rows.is_cuda:
+    if rows.dtype != torch.float32 or rows.device.type != "cpu":
         return "float64"
     # (A NaN bound, from non-finite features, fails both comparisons.)
     bound = _conditioning_bound(rows, alpha, lam)

@@ -174,8 +174,8 @@ def test_a_failed_float32_factorisation_is_solved_again_in_float64(monkeypatch, 
     # platform's rounding) must give the float64 head, not NaN: tall and wide batches.
     cholesky_ex = torch.linalg.cholesky_ex
 
-    def failing_in_float32(matrix):
-        factor, info = cholesky_ex(matrix)
+    def failing_in_float32(matrix, *args, **kwargs):
+        factor, info = cholesky_ex(matrix, *args, **kwargs)
         return (factor, torch.ones_like(info)) if matrix.dtype == torch.float32 else (factor, info)
 
     monkeypatch.setattr(torch.linalg, "cholesky_ex", failing_in_float32)
@@ -200,11 +200,18 @@ def _scaled_to_bound(phi, bound):
 
 
 @pytest.mark.parametrize("n_rows, n_features", [(64, 8), (8, 50)])
-def test_conditioning_bound_is_the_trace_bound(n_rows, n_features):
-    phi = np.random.default_rng(15).normal(size=(n_rows, n_features))
+def test_conditioning_bound_bounds_the_scaled_systems_condition_number(n_rows, n_features):
+    # The bound is 1 + trace(U A^-1 U^T) >= cond(I + A^-1/2 U^T U A^-1/2), the
+    # conditioning that the float32 Cholesky solve's accuracy follows.
+    phi = np.maximum(np.random.default_rng(15).normal(size=(n_rows, n_features)) + 0.5, 0.0)
     for bound in (1e3, 1e5, 1e7):
         rows32 = _scaled_to_bound(phi, bound)
         assert head._conditioning_bound(rows32, 0.1, 1.0) == pytest.approx(bound, rel=1e-5)
+        rows = rows32.double().numpy()
+        penalty = n_rows * np.r_[np.full(n_features, 1.1), 1.0]  # alpha=0.1, lam=1
+        scaled = rows / np.sqrt(penalty)
+        condition = np.linalg.cond(np.eye(n_features + 1) + scaled.T @ scaled)
+        assert 0.05 * bound < condition <= bound * (1 + 1e-6)
 
 
 @pytest.mark.parametrize("n_rows, n_features", [(256, 16), (16, 120)])
@@ -250,14 +257,19 @@ def test_batch_precision_follows_the_bound_and_the_shape(
     calls = []
     solve_rows = head._solve_batch_rows
 
-    def recorded(rows, *args):
+    def recorded(rows, *args, **kwargs):
         calls.append((rows.dtype, args[4:]))
-        return solve_rows(rows, *args)
+        return solve_rows(rows, *args, **kwargs)
 
     monkeypatch.setattr(head, "_solve_batch_rows", recorded)
     y = torch.from_numpy(rng.normal(size=(shape[0], 1)))
     previous = torch.zeros(shape[1] + 1, 1, dtype=torch.float64)
-    solve_proximal_batch(rows32[:, :-1], y, 0.1, 1.0, previous)
+    weights = solve_proximal_batch(rows32[:, :-1], y, 0.1, 1.0, previous).numpy()
+    minimiser = _proximal_lstsq(rows32[:, :-1].double().numpy(), y.numpy(), 0.1, 1.0, previous)
+    # As measured (benchmarks/bench_batch_solve.py): plain float32 within 1e-2 and
+    # refined within 1e-4 of the minimiser, float64 to its rounding.
+    tolerance = {"float32": 1e-2, "refined": 1e-4, "float64": 1e-8}[expected]
+    assert np.abs(weights - minimiser).max() / np.abs(minimiser).max() < tolerance
     wide = shape[0] < shape[1] + 1
     expected_calls = {
         "float32": [(torch.float32, (True, False))],
@@ -266,6 +278,28 @@ def test_batch_precision_follows_the_bound_and_the_shape(
         "float64": [(torch.float64, ())] if wide else [],
     }[expected]
     assert calls == expected_calls
+
+
+@pytest.mark.parametrize("n_rows, n_features", [(256, 16), (16, 120)])
+def test_float32_paths_take_a_float32_previous_head_and_huge_targets(n_rows, n_features):
+    # The refined path's float64 residual must accept a float32 previous head,
+    # and targets beyond float32's range (finite in float64) must give the
+    # float64 head, not the inf of an overflowed float32 right-hand side.
+    rng = np.random.default_rng(18)
+    phi = np.maximum(rng.normal(size=(n_rows, n_features)) + 0.5, 0.0)
+    y = rng.normal(size=(n_rows, 1))
+    for fraction in (0.05, 0.8):  # plain float32, then refined (tall) or float64 (wide)
+        rows32 = _scaled_to_bound(phi, fraction * head.REFINED_FLOAT32_CONDITION_LIMIT)
+        features = rows32[:, :-1]
+        previous = rng.normal(size=(n_features + 1, 1))
+        minimiser = _proximal_lstsq(features.double().numpy(), y, 0.1, 1.0, previous)
+        weights = solve_proximal_batch(
+            features, torch.from_numpy(y), 0.1, 1.0, torch.from_numpy(previous).float()
+        ).numpy()
+        assert np.abs(weights - minimiser).max() / np.abs(minimiser).max() < 1e-2
+        huge = torch.from_numpy(y * 1e40)
+        weights = solve_proximal_batch(features, huge, 0.1, 1.0, torch.from_numpy(previous))
+        assert torch.isfinite(weights).all()
 
 
 def test_batch_proximal_solve_counts_grid_positions_as_rows():
