@@ -18,8 +18,8 @@ float64 minimiser (max abs difference over max abs weight) and its median time
 per solve from the features (the intercept column appended, as in training),
 timed in interleaved rounds in one process, with the ratio to the float64
 path's time in the same round; ``auto`` is ``solve_proximal_batch``, which
-also computes the bound and picks a path (the "auto picks" column). The penalties are ``alpha=0.1,
-proximal_lambda=0.1`` (the estimator's defaults).
+also computes the bound and picks a path (the "auto picks" column). The
+penalties are ``alpha=0.1, proximal_lambda=0.1`` (the estimator's defaults).
 
 Usage, from the repository root::
 
@@ -65,16 +65,12 @@ def batch(n_rows, n_features, bound, seed=0):
 
 def paths(features, targets, previous):
     """name -> callable giving the float64 head of one path, from the features."""
-    wide = features.shape[0] < features.shape[1] + 1
 
     def rows():
         return head.augment(features, dtype=torch.float32)
 
     def float64():
-        if wide:
-            return head._solve_batch_rows(rows().double(), targets, ALPHA, LAM, previous)
-        stats = head.RidgeStatistics.from_batch(features, targets)
-        return head.solve_head(stats, ALPHA, LAM, previous)
+        return head._solve_batch_in_float64(rows(), features, targets, ALPHA, LAM, previous)
 
     return {
         "float32": lambda: head._solve_batch_rows(rows(), targets, ALPHA, LAM, previous, True),

@@ -308,9 +308,19 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
             weights = _solve_batch_rows(rows, targets, alpha, lam, previous, True, refine)
             if weights is not None:
                 return weights
-        if rows.shape[0] < rows.shape[1]:
-            return _solve_batch_rows(rows.to(ACCUMULATION_DTYPE), targets, alpha, lam, previous)
+        return _solve_batch_in_float64(rows, features, targets, alpha, lam, previous)
     # float64 normal equations, with the solver's jitter and pseudo-inverse fallbacks.
+    return solve_head(RidgeStatistics.from_batch(features, targets), alpha, lam, previous)
+
+
+def _solve_batch_in_float64(rows, features, targets, alpha, lam, previous):
+    """The float64 proximal head (``lam > 0``) of the augmented ``rows`` of ``features``.
+
+    The row-space solve for wide batches; for tall ones the normal equations,
+    with the solver's jitter and pseudo-inverse fallbacks.
+    """
+    if rows.shape[0] < rows.shape[1]:
+        return _solve_batch_rows(rows.to(ACCUMULATION_DTYPE), targets, alpha, lam, previous)
     return solve_head(RidgeStatistics.from_batch(features, targets), alpha, lam, previous)
 
 
@@ -386,11 +396,11 @@ def _factorised_batch_system(rows, alpha, lam):
 # reduction over the rows; the Cholesky solve's accuracy follows the scaled
 # system's conditioning. Deciding reads the bound back to the host, free on the
 # CPU; on a GPU it would stall the device once per batch, so GPU batches (and
-# float64 features) are solved in float64. The relative error of the float32 head stayed below
-# 1.2e-8 times the bound on ReLU-like batches (B in {32, 256}, d up to 4096,
-# bounds 6e2 to 9e6) and below about 2.5e-8 times it on FNO feature batches of
-# 5120 rows (bounds 10 to 3e5): at most about 2.5e-3 here, far below the change
-# of the head from one mini-batch to the next. At the former limit, 1e4, most
+# float64 features) are solved in float64. The relative error of the float32
+# head stayed below 1.2e-8 times the bound on ReLU-like batches (B in {32, 256},
+# d up to 4096, bounds 6e2 to 9e6) and below about 2.5e-8 times it on FNO
+# feature batches of 5120 rows (bounds 10 to 3e5): at most about 2.5e-3 here,
+# far below the change of the head from one mini-batch to the next. At the former limit, 1e4, most
 # Darcy batches (bounds 1e4-1e5) went to float64, twice as slow; at 1e5 the
 # three-seed test errors of the Darcy benchmark were the same to four digits
 # (benchmarks/README.md).
@@ -424,8 +434,8 @@ def _batch_precision(rows, alpha, lam):
     CPU float32 rows whose conditioning bound is within
     :data:`FLOAT32_CONDITION_LIMIT` are solved in float32; tall or large ones
     within :data:`REFINED_FLOAT32_CONDITION_LIMIT` in float32 with a refinement
-    step; everything else (GPU or float64 rows included) in float64. Deciding reads
-    the bound back to the host, free on the CPU.
+    step; everything else (GPU or float64 rows included) in float64. Deciding
+    reads the bound back to the host, free on the CPU.
     """
     if rows.dtype != torch.float32 or rows.device.type != "cpu":
         return "float64"
