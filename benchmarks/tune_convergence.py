@@ -7,9 +7,15 @@ fits each grid point on four tuning seeds that the benchmark's tables never
 report (``TUNING_SEEDS``: their own data draws, splits and initial weights, so
 the choice carries no selection bias into the reported seeds; four, because
 with one or two the ranking of the fast, sometimes unstable settings did not
-carry over to other seeds), and prints every point's test error at 10% of
-the budget and at the end (means over the tuning seeds), best first, then the
-setting with the lowest mean final error per family.
+carry over to other seeds). The three best points of each family are then
+fitted on four more seeds (``CONFIRMATION_SEEDS``, also never reported), and
+the one with the lowest mean final error over all eight seeds wins: on the
+multi-output problem the top two closed-form settings were 5% apart on the
+first four seeds, less than the spread between single seeds (this stage was
+added after the reported seeds had ranked those two the other way; see
+``benchmarks/README.md``). The script prints every point's test error
+at 10% of the budget and at the end (means over the tuning seeds, and over all
+eight for the confirmed points), best first, then the chosen setting per family.
 
 The grids (``GRIDS``): learning rates x schedules {constant, cosine} for both
 families; for the closed-form heads also ``alpha`` and ``proximal_lambda``.
@@ -38,6 +44,10 @@ import torch
 from _provenance import print_provenance
 
 TUNING_SEEDS = (100, 101, 102, 103)
+# The grid's best few settings per family are fitted again on four more seeds,
+# and the lowest mean final error over all eight wins (see the module docstring).
+CONFIRMATION_SEEDS = (104, 105, 106, 107)
+CONFIRMED = 3
 SCHEDULES = ("constant", "cosine")
 GRIDS = {
     "tabular": {
@@ -70,24 +80,49 @@ def describe(setting):
     return ", ".join(f"{name}={value}" for name, value in setting.items())
 
 
+def mean_curve(task, family, setting, splits, epochs, log):
+    """Mean test-error curve of ``family`` at ``setting`` over ``splits`` ({seed: split})."""
+    method, _ = FAMILIES[family]
+    trial = dataclasses.replace(task, settings={**task.settings, family: setting})
+    curves = [
+        bench.run_curve(trial, method, seed, split, epochs, "cpu", bench.CLOCKS["cpu"])[0]
+        for seed, split in splits.items()
+    ]
+    mean = np.mean(curves, axis=0)
+    print(f"  {task.name} {family} {describe(setting)} {tuple(splits)}: {mean[-1]:.4g}", file=log)
+    return mean
+
+
+@dataclasses.dataclass
+class Trial:
+    """One grid point's mean errors: on the grid's seeds, and on all seeds once confirmed."""
+
+    setting: dict
+    final: float  # mean final error on TUNING_SEEDS
+    early: float  # mean error at 10% of the budget on TUNING_SEEDS
+    confirmed_final: float | None = None  # mean over TUNING_SEEDS + CONFIRMATION_SEEDS
+    confirmed_early: float | None = None
+
+
 def tune(task, families, epochs, log):
-    """``{family: [(final error, error at 10%, setting), ...]}``, best first (seed means)."""
+    """``{family: [Trial, ...]}``: the confirmed trials best first, then the rest of the grid."""
     splits = {seed: bench.split_data(task, seed) for seed in TUNING_SEEDS}
+    more = {seed: bench.split_data(task, seed) for seed in CONFIRMATION_SEEDS}
     early = max(1, round(epochs * bench.EARLY_FRACTION)) - 1
+    share = len(TUNING_SEEDS) / (len(TUNING_SEEDS) + len(CONFIRMATION_SEEDS))
     results = {}
     for family in families:
-        method, _ = FAMILIES[family]
-        rows = []
+        trials = []
         for setting in grid_points(task.kind, family):
-            trial = dataclasses.replace(task, settings={**task.settings, family: setting})
-            curves = [
-                bench.run_curve(trial, method, seed, split, epochs, "cpu", bench.CLOCKS["cpu"])[0]
-                for seed, split in splits.items()
-            ]
-            mean = np.mean(curves, axis=0)
-            rows.append((float(mean[-1]), float(mean[early]), setting))
-            print(f"  {task.name} {family} {describe(setting)}: {mean[-1]:.4g}", file=log)
-        results[family] = sorted(rows, key=lambda row: row[0])
+            mean = mean_curve(task, family, setting, splits, epochs, log)
+            trials.append(Trial(setting, float(mean[-1]), float(mean[early])))
+        trials.sort(key=lambda trial: trial.final)
+        for trial in trials[:CONFIRMED]:
+            mean = mean_curve(task, family, trial.setting, more, epochs, log)
+            trial.confirmed_final = share * trial.final + (1 - share) * float(mean[-1])
+            trial.confirmed_early = share * trial.early + (1 - share) * float(mean[early])
+        confirmed = sorted(trials[:CONFIRMED], key=lambda trial: trial.confirmed_final)
+        results[family] = confirmed + trials[CONFIRMED:]
     return results
 
 
@@ -100,19 +135,30 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     tasks = bench.make_tasks(quick=False)
     print_provenance()
-    print(f"# tuning seeds {TUNING_SEEDS}; mean test error after 10% of the budget and at its end")
+    print(
+        f"# tuning seeds {TUNING_SEEDS}, the best {CONFIRMED} per family also on"
+        f" {CONFIRMATION_SEEDS}; mean test error after 10% of the budget and at its end"
+    )
     chosen = []
     for name in args.tasks:
         task = tasks[name]
         results = tune(task, args.families, task.epochs, sys.stderr)
-        print(f"\n| {name} | setting | 10% of budget | end |\n|---|---|---:|---:|")
-        for family, rows in results.items():
-            for final, early, setting in rows:
-                print(f"| {family} | {describe(setting)} | {early:.4g} | {final:.4g} |")
-            chosen.append(f"# {name}, {family}: {rows[0][2]}")
+        print(
+            f"\n| {name} | setting | 10% of budget | end | 10%, eight seeds | end, eight seeds |"
+            "\n|---|---|---:|---:|---:|---:|"
+        )
+        for family, trials in results.items():
+            for trial in trials:
+                print(f"| {family} | {describe(trial.setting)} | {_row(trial)} |")
+            chosen.append(f"# {name}, {family}: {trials[0].setting}")
         sys.stdout.flush()
-    print("\n# chosen (lowest final error):")
+    print("\n# chosen (lowest mean final error over the eight seeds):")
     print("\n".join(chosen))
+
+
+def _row(trial):
+    cells = [trial.early, trial.final, trial.confirmed_early, trial.confirmed_final]
+    return " | ".join("" if value is None else f"{value:.4g}" for value in cells)
 
 
 if __name__ == "__main__":
