@@ -143,9 +143,11 @@ default='proximal'
         per batch). ``False`` reuses the features of the gradient step's own
         forward pass, so the head lags the backbone by one step: measured
         equally accurate (within 0.4%) with 1-2 rows per head coefficient in a
-        batch, 3-7% higher error with 5-20 on a low-noise tabular problem and
-        10-40% on Fourier neural operators, for 0.1-0.5x less time per epoch
-        (see ``benchmarks/README.md``).
+        batch at a learning rate of 1e-2, 3-7% higher error with 5-20 on a
+        low-noise tabular problem and 10-40% on Fourier neural operators, for
+        0.1-0.5x less time per epoch; the faster the backbone moves, the more
+        the lag costs (50% higher error on that tabular problem at 2 rows per
+        coefficient and a learning rate of 0.3; see ``benchmarks/README.md``).
     update_order : {'auto', 'backbone_first', 'head_first'}, default='auto'
         Order of the two updates on each mini-batch, for the per-batch heads
         ('proximal', 'accumulate'). 'backbone_first' is the paper's Algorithm
@@ -174,8 +176,8 @@ default='proximal'
         the current head. The solve costs about as much as a backbone layer of
         the head's width: with 4, the default head's time per epoch went from
         1.1-2.0x to 0.9-1.2x end-to-end Adam's (widths 64-4096). Its accuracy
-        cost grows with how far each batch moves the head: none on Friedman #1,
-        20% higher final error on a low-noise multi-output problem at a fast
+        cost grows with how far each batch moves the head: 0-2% on Friedman #1,
+        20-30% higher final error on a low-noise multi-output problem at a fast
         learning rate, up to 2x on Fourier neural operators trained in the
         paper's order (``benchmarks/README.md``).
     refit_head : bool, default=True
