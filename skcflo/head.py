@@ -86,14 +86,14 @@ def solve_spd(matrix, rhs, *, definite=False):
     succeeds, the minimum-norm least-squares solution is returned. The solve is
     differentiable, so it can sit inside a computational graph (DFIV).
 
-    On a GPU, choosing among these fallbacks means reading the factorisation's
-    status back to the host, which stalls the device once per call. A caller
-    that knows the matrix is positive definite (a positive penalty) passes
-    ``definite=True``: on a GPU the Cholesky solve then runs without that
-    synchronisation, and a failed factorisation (only possible for
-    non-finite or hopelessly ill-conditioned input) gives NaN, which the
-    training loop's divergence guard catches. On the CPU, where reading the
-    status is free, the fallbacks always apply.
+    On a GPU (any device but the CPU), choosing among these fallbacks means
+    reading the factorisation's status back to the host, which stalls the
+    device once per call. A caller that knows the matrix is positive definite
+    (a positive penalty) passes ``definite=True``: off the CPU the Cholesky
+    solve then runs without that synchronisation, and a failed factorisation
+    (only possible for non-finite or hopelessly ill-conditioned input) gives
+    NaN, which the training loop's divergence guard catches. On the CPU, where
+    reading the status is free, the fallbacks always apply.
 
     Parameters
     ----------
@@ -114,7 +114,7 @@ def solve_spd(matrix, rhs, *, definite=False):
     >>> solve_spd(a, torch.ones(2, 1, dtype=torch.float64)).ravel().round(decimals=12).tolist()
     [0.5, 0.25]
     """
-    if definite and matrix.is_cuda:
+    if definite and matrix.device.type != "cpu":
         return _solve_definite_on_device(matrix, rhs)
     if not torch.isfinite(matrix).all():
         # A diverged backbone: report it as NaN for the training loop's guard

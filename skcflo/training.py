@@ -588,6 +588,15 @@ def _run_epoch(
         )
     # Rows: samples times grid positions (one position for plain regression).
     n_rows = targets.numel() // n_outputs
+    return _epoch_error(squared_error_sum, n_rows, weights, replicas)
+
+
+def _epoch_error(squared_error_sum, n_rows, weights, replicas):
+    """The epoch's ``(weights, per-output MSE)``, ``None`` for the MSE when not finite.
+
+    The epoch's one read-back from the device: nothing in the batch loop
+    before it waits for the device (``tests/test_device_path.py``).
+    """
     if replicas is not None:
         replicas.group.sum_(squared_error_sum)
     per_output_mse = (squared_error_sum / n_rows).cpu()
