@@ -17,13 +17,16 @@ added after the reported seeds had ranked those two the other way; see
 at 10% of the budget and at the end (means over the tuning seeds, and over all
 eight for the confirmed points), best first, then the chosen setting per family.
 
-The grids (``GRIDS``): learning rates x schedules {constant, cosine} for both
-families; for the closed-form heads also ``alpha`` and ``proximal_lambda``.
-The learning rates span 3e-3 to 0.3 (tabular) and 3e-3 to 0.1 (operators);
-on two tuning seeds every family's best lay inside its grid (at 1e-3 both
-families ended 5-20% above their best on Friedman #1 and 2.7-3.9x on the
-multi-output problem, and 1.0 for the closed-form heads, and 0.3 for them on
-Burgers, were worse than the grid's best).
+The families (``FAMILIES``): end-to-end Adam ('adam'), and with an Adam
+backbone the proximal head ('cflo') and the accumulated, recursive
+least-squares head ('accumulate'). The grids (``GRIDS``): learning rates x
+schedules {constant, cosine} for every family; for the proximal head also
+``alpha`` and ``proximal_lambda``, for the accumulated one ``alpha`` and
+``forgetting_factor``. The learning rates span 3e-3 to 0.3 (tabular) and 3e-3
+to 0.1 (operators); on two tuning seeds the best of end-to-end Adam and of
+the proximal head lay inside its grid (at 1e-3 both ended 5-20% above their
+best on Friedman #1 and 2.7-3.9x on the multi-output problem, and 1.0 for the
+proximal head, and 0.3 for it on Burgers, were worse than the grid's best).
 
 Usage, from the repository root::
 
@@ -54,17 +57,20 @@ GRIDS = {
         "learning_rate_init": (3e-3, 1e-2, 3e-2, 1e-1, 3e-1),
         "alpha": (1e-2, 1e-3, 1e-4),
         "proximal_lambda": (0.1, 0.01),
+        "forgetting_factor": (0.9, 0.99),
     },
     "operator": {
         "learning_rate_init": (3e-3, 1e-2, 3e-2, 1e-1),
         "alpha": (1e-3,),
         "proximal_lambda": (0.1, 0.01),
+        "forgetting_factor": (0.9, 0.99),
     },
 }
 # family -> (the method it is tuned with, the grid's parameters it takes)
 FAMILIES = {
     "adam": ("Adam", ("learning_rate_init",)),
     "cflo": ("CFLO proximal", ("learning_rate_init", "alpha", "proximal_lambda")),
+    "accumulate": ("CFLO accumulate", ("learning_rate_init", "alpha", "forgetting_factor")),
 }
 
 
