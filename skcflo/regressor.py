@@ -136,7 +136,7 @@ default='proximal'
     forgetting_factor : float, default=0.99
         Weight kept by past batch statistics at every step ('accumulate' only).
         Tuned with the learning rate on two neural-operator and two tabular
-        problems (batches of 20 and 200, 20 batches per epoch), 0.9 beat 0.99
+        problems (batches of 20 and 200, 20-40 batches per epoch), 0.9 beat 0.99
         on all four (``benchmarks/README.md``); the shorter memory suits
         features that move quickly.
     recompute_features : bool, default=True
@@ -181,7 +181,7 @@ default='proximal'
         the head's width: with 4, the default head's time per epoch went from
         1.1-2.0x to 0.9-1.2x end-to-end Adam's (widths 64-4096). Its accuracy
         cost grows with how far each batch moves the head: 0-2% on Friedman #1,
-        20-30% higher final error on a low-noise multi-output problem at a fast
+        20-31% higher final error on a low-noise multi-output problem at a fast
         learning rate, up to 2x on Fourier neural operators trained in the
         paper's order (``benchmarks/README.md``).
     refit_head : bool, default=True

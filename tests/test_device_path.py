@@ -105,7 +105,8 @@ def test_tabular_batches_run_without_reading_the_device(
     reached = _epoch_on_meta(
         monkeypatch, _mlp(5, width), (n_samples, 5), (n_samples, N_OUTPUTS), width, strategy, batch
     )
-    # The head was solved on the device, every batch counted, nothing read back.
+    # The head stayed on the device (solved there by the per-batch heads), every
+    # batch was counted, and nothing was read back.
     assert reached["weights"].device == META
     assert reached["weights"].shape == (width + 1, N_OUTPUTS)
     assert reached["errors"].device == META
