@@ -341,17 +341,14 @@ def _solve_batch_rows(rows, targets, alpha, lam, previous, in_float32=False, ref
     if in_float32 and int(info) != 0:
         return None
     targets = targets.reshape(-1, targets.shape[-1])
-    rhs = torch.addmm(previous.to(rows.dtype), rows.T, targets.to(rows.dtype), beta=n_rows * lam)
-    weights = solve(rhs).to(ACCUMULATION_DTYPE)
+    weights = solve(_proximal_rhs(rows, targets, previous, lam)).to(ACCUMULATION_DTYPE)
     if refine:
         # float32 to float64 is exact, so this residual is the float64 system's.
         rows64 = rows.to(ACCUMULATION_DTYPE)
         penalty, _ = _batch_penalty(
             n_coefficients, alpha, lam, n_rows, rows.device, ACCUMULATION_DTYPE
         )
-        exact_rhs = torch.addmm(
-            previous.to(rows64.dtype), rows64.T, targets.to(rows64.dtype), beta=n_rows * lam
-        )
+        exact_rhs = _proximal_rhs(rows64, targets, previous, lam)
         residual = exact_rhs - torch.addmm(penalty[:, None] * weights, rows64.T, rows64 @ weights)
         weights = weights + solve(residual.to(rows.dtype)).to(ACCUMULATION_DTYPE)
     if in_float32:
@@ -360,6 +357,12 @@ def _solve_batch_rows(rows, targets, alpha, lam, previous, in_float32=False, ref
         return weights if bool(torch.isfinite(weights).all()) else None
     # NaN, not a silently wrong head, when the factorisation failed.
     return torch.where(info == 0, weights, float("nan"))
+
+
+def _proximal_rhs(rows, targets, previous, lam):
+    """``U^T Y + B lam W_prev``: a batch's proximal right-hand side, in the rows' dtype."""
+    dtype = rows.dtype
+    return torch.addmm(previous.to(dtype), rows.T, targets.to(dtype), beta=rows.shape[0] * lam)
 
 
 def _factorised_batch_system(rows, alpha, lam):
@@ -400,10 +403,10 @@ def _factorised_batch_system(rows, alpha, lam):
 # head stayed below 1.2e-8 times the bound on ReLU-like batches (B in {32, 256},
 # d up to 4096, bounds 6e2 to 9e6) and below about 2.5e-8 times it on FNO
 # feature batches of 5120 rows (bounds 10 to 3e5): at most about 2.5e-3 here,
-# far below the change of the head from one mini-batch to the next. At the former limit, 1e4, most
-# Darcy batches (bounds 1e4-1e5) went to float64, twice as slow; at 1e5 the
-# three-seed test errors of the Darcy benchmark were the same to four digits
-# (benchmarks/README.md).
+# far below the change of the head from one mini-batch to the next. At the
+# former limit, 1e4, most Darcy batches (bounds 1e4-1e5) went to float64, twice
+# as slow; at 1e5 the three-seed test errors of the Darcy benchmark were the same
+# to four digits (benchmarks/README.md).
 FLOAT32_CONDITION_LIMIT = 1e5
 # Up to this bound a float32 factorisation still serves, followed by one step
 # of iterative refinement (the residual computed in float64, the correction

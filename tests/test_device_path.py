@@ -10,6 +10,8 @@ code path of CUDA ones. ``benchmarks/gpu_check.py`` counts synchronisations on a
 real GPU; CI has none.
 """
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -123,7 +125,7 @@ def test_operator_batches_run_without_reading_the_device(monkeypatch, order, dim
         backbone, grid = FNO1d(modes=4, width=8, n_layers=2, n_features_out=width), (32,)
     else:
         backbone, grid = FNO2d(modes=3, width=8, n_layers=2, n_features_out=width), (8, 8)
-    n_points = 32 if dims == 1 else 64
+    n_points = math.prod(grid)
     strategy = _strategy("proximal", order, 1, width)
     reached = _epoch_on_meta(
         monkeypatch,
