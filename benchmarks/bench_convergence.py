@@ -59,7 +59,8 @@ per task (``TUNED``). Adam's and the two Adam-backbone heads' are each the
 lowest mean final test error over the grid of ``tune_convergence.py``
 (learning rates x {constant, cosine}, and the heads' parameters), run on eight
 tuning seeds that no table reports, so that no side is compared at another's
-settings. SGD (momentum 0.9) keeps
+settings (Burgers' proximal ``alpha=0.1`` came from an edge check of the grid's
+choice on those seeds, past the grid's edge). SGD (momentum 0.9) keeps
 the rates of the first tables. The tabular tasks standardise their inputs
 (fitted on the training split).
 
@@ -155,7 +156,7 @@ def _multioutput(seed, n_samples):
 # tune_convergence.py on its eight tuning seeds (the grid on four, its three best
 # on four more), which no table reports (run 2026-12-01, after the batch-solve
 # changes; the grid's results are in benchmarks/README.md). The proximal head's
-# operator settings are from the second operator tuning (2026-12-02), which also
+# operator settings are from the second operator tuning (2026-12-01/02), which also
 # searched alpha, and Burgers' alpha from its edge check on the tuning seeds; the
 # accumulated head's operator tuning over alpha was stopped for time, so its
 # operator settings are still those of the first grid (alpha 1e-3). The SGD
@@ -340,7 +341,9 @@ class CurveRecorder:
         # The features predict() computes (a float64 copy of the network): with a
         # weak ridge penalty the head's weights are large enough that float32
         # features moved the error by 1e-4 relative, off the fitted model's.
-        features = _prediction_features(backbone, self.X_test, inputs.device)
+        # predict() validates its input to float32 first.
+        test_inputs = np.asarray(self.X_test, dtype=np.float32)
+        features = _prediction_features(backbone, test_inputs, inputs.device)
         scaled = apply_head(features, weights)
         raw = scaled * scaler.scale + scaler.mean
         predictions = raw.reshape(len(self.X_test), -1).cpu().numpy()

@@ -28,10 +28,11 @@ the proximal head lay inside its grid (at 1e-3 both ended 5-20% above their
 best on Friedman #1 and 2.7-3.9x on the multi-output problem, and 1.0 for the
 proximal head, and 0.3 for it on Burgers, were worse than the grid's best).
 The operator grid first had the rate 3e-3 and ``alpha`` fixed at 1e-3; 3e-3
-was every family's worst rate, and ``alpha`` moved the closed-form heads'
-error more than any other setting, so the second operator tuning of the two
-closed-form families searched ``alpha`` instead (end-to-end Adam has no
-``alpha`` and kept its first tuning, whose choices lie inside the new rates;
+was both closed-form heads' worst rate, and ``alpha`` moved the proximal
+head's error by up to 4x on two seeds, so the second operator tuning of the
+two closed-form families searched ``alpha`` instead (end-to-end Adam has no
+``alpha`` and kept its first tuning, whose choices are at or inside the new
+rates;
 the accumulated head's run was stopped for time, and Burgers' choice at the
 grid's edge led to an edge check that added 0.1: see benchmarks/README.md).
 
@@ -69,11 +70,11 @@ GRIDS = {
         "forgetting_factor": (0.9, 0.99),
     },
     "operator": {
-        # 3e-3 was the worst rate of every family in the first operator tunings
+        # 3e-3 was both closed-form heads' worst rate in the first operator tunings
         # (benchmarks/README.md); dropped when alpha became a grid axis here.
         "learning_rate_init": (1e-2, 3e-2, 1e-1),
-        # On two tuning seeds alpha moved the closed-form heads' final error by
-        # 10% (Darcy) to 4x (Burgers), and in opposite directions. 0.1 came from
+        # On two tuning seeds alpha moved the proximal head's final error by 11%
+        # (Darcy) to 4x (Burgers), in opposite directions. 0.1 came from
         # the edge check of Burgers' choice 1e-2 (benchmarks/README.md).
         "alpha": (1e-1, 1e-2, 1e-3, 1e-4),
         "proximal_lambda": (0.1, 0.01),

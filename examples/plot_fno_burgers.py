@@ -76,9 +76,10 @@ print("CFLO's update order:", models["CFLO (closed-form head)"].update_order_)
 # With the head at its optimum from the first step, CFLO's training loss is
 # 3.5x lower after the first epoch and 4-25x lower at every later one (with
 # ``head_first`` it is measured after each batch's head fit). Over five seeds
-# and 30 epochs at full size, each method at its own tuned settings, its final
-# test error was 0.69x end-to-end Adam's, and it reached Adam's final error in
-# about half of Adam's time (0.47-0.51x over four runs; ``benchmarks/README.md``).
+# and 30 epochs at full size, each method at its own tuned settings (for CFLO
+# lr 0.1 and ``alpha=0.1``), its final test error was 0.55x end-to-end Adam's,
+# and it reached Adam's final error in 0.22-0.24x of Adam's time (two runs;
+# ``benchmarks/README.md``).
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 for name, model in models.items():
     epochs = np.arange(1, model.n_iter_ + 1)
