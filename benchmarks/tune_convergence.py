@@ -32,9 +32,8 @@ was both closed-form heads' worst rate, and ``alpha`` moved the proximal
 head's error by up to 4x on two seeds, so the second operator tuning of the
 two closed-form families searched ``alpha`` instead (end-to-end Adam has no
 ``alpha`` and kept its first tuning, whose choices are at or inside the new
-rates;
-the accumulated head's run was stopped for time, and Burgers' choice at the
-grid's edge led to an edge check that added 0.1: see benchmarks/README.md).
+rates; the accumulated head's run was stopped for time, and Burgers' choice at
+the grid's edge led to an edge check that added 0.1: see benchmarks/README.md).
 
 Usage, from the repository root::
 
