@@ -42,6 +42,12 @@ Usage, from the repository root::
     python benchmarks/tune_convergence.py --tasks darcy --cache darcy.jsonl
 
 With ``--cache`` a stopped run resumes where it stopped (see :class:`CurveCache`).
+When a choice lies on an edge of its grid, ``--vary`` fits the tuned setting
+of ``bench_convergence.TUNED`` and each change of one parameter from it (an
+edge check; ``--confirm`` adds the confirmation seeds)::
+
+    python benchmarks/tune_convergence.py --tasks darcy --families cflo \\
+        --vary alpha=1e-5 proximal_lambda=1e-3 learning_rate_init=5e-3
 
 Copy the chosen settings into ``TUNED`` of ``bench_convergence.py``.
 """
@@ -202,29 +208,82 @@ class Trial:
     confirmed_early: float | None = None
 
 
+class _Fitter:
+    """Fits grid points of one task on the tuning seeds, and confirms them on the others."""
+
+    def __init__(self, task, epochs, log, cache):
+        self.task, self.epochs, self.log, self.cache = task, epochs, log, cache
+        self.splits = {seed: bench.split_data(task, seed) for seed in TUNING_SEEDS}
+        self.more = {seed: bench.split_data(task, seed) for seed in CONFIRMATION_SEEDS}
+        self.early = max(1, round(epochs * bench.EARLY_FRACTION)) - 1
+        self.share = len(TUNING_SEEDS) / (len(TUNING_SEEDS) + len(CONFIRMATION_SEEDS))
+
+    def trial(self, family, setting):
+        """The :class:`Trial` of ``setting`` on the tuning seeds."""
+        mean = self._mean(family, setting, self.splits)
+        return Trial(setting, float(mean[-1]), float(mean[self.early]))
+
+    def confirm(self, family, trial):
+        """Adds the means over all eight seeds to ``trial``."""
+        mean = self._mean(family, trial.setting, self.more)
+        trial.confirmed_final = self.share * trial.final + (1 - self.share) * float(mean[-1])
+        trial.confirmed_early = self.share * trial.early + (1 - self.share) * float(
+            mean[self.early]
+        )
+
+    def _mean(self, family, setting, splits):
+        return mean_curve(self.task, family, setting, splits, self.epochs, self.log, self.cache)
+
+
 def tune(task, families, epochs, log, cache=None):
     """``{family: [Trial, ...]}``: the confirmed trials best first, then the rest of the grid.
 
     ``cache`` (a :class:`CurveCache`) supplies the points fitted before.
     """
-    splits = {seed: bench.split_data(task, seed) for seed in TUNING_SEEDS}
-    more = {seed: bench.split_data(task, seed) for seed in CONFIRMATION_SEEDS}
-    early = max(1, round(epochs * bench.EARLY_FRACTION)) - 1
-    share = len(TUNING_SEEDS) / (len(TUNING_SEEDS) + len(CONFIRMATION_SEEDS))
+    fitter = _Fitter(task, epochs, log, cache)
     results = {}
     for family in families:
-        trials = []
-        for setting in grid_points(task.kind, family):
-            mean = mean_curve(task, family, setting, splits, epochs, log, cache)
-            trials.append(Trial(setting, float(mean[-1]), float(mean[early])))
+        trials = [fitter.trial(family, setting) for setting in grid_points(task.kind, family)]
         trials.sort(key=lambda trial: trial.final)
         for trial in trials[:CONFIRMED]:
-            mean = mean_curve(task, family, trial.setting, more, epochs, log, cache)
-            trial.confirmed_final = share * trial.final + (1 - share) * float(mean[-1])
-            trial.confirmed_early = share * trial.early + (1 - share) * float(mean[early])
+            fitter.confirm(family, trial)
         confirmed = sorted(trials[:CONFIRMED], key=lambda trial: trial.confirmed_final)
         results[family] = confirmed + trials[CONFIRMED:]
     return results
+
+
+def vary(task, families, changes, epochs, log, cache=None, confirm=False):
+    """``{family: [Trial, ...]}``: the task's setting, then each change of one parameter.
+
+    An edge check: when the grid's choice lies on an edge of the grid, this
+    tells whether a step past it does better. The setting is the family's in
+    ``bench_convergence.TUNED``; ``changes`` are ``(name, value)`` pairs, each
+    applied alone to it (a change to a parameter the family does not take is
+    skipped). With ``confirm`` every point is also fitted on the confirmation
+    seeds.
+    """
+    fitter = _Fitter(task, epochs, log, cache)
+    results = {}
+    for family in families:
+        base = task.settings[family]
+        names = set(FAMILIES[family][1]) | {"learning_rate"}
+        settings = [base] + [{**base, name: value} for name, value in changes if name in names]
+        trials = [fitter.trial(family, setting) for setting in settings]
+        for trial in trials if confirm else ():
+            fitter.confirm(family, trial)
+        results[family] = trials
+    return results
+
+
+def parse_change(text):
+    """``'alpha=1e-5'`` -> ``('alpha', 1e-05)``; values that are not numbers stay strings."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, float(value)
+    except ValueError:
+        return name, value
 
 
 def main(argv=None):
@@ -237,19 +296,40 @@ def main(argv=None):
         metavar="PATH",
         help="JSON-lines file of fitted points: a rerun with it resumes a stopped tuning",
     )
+    parser.add_argument(
+        "--vary",
+        nargs="+",
+        type=parse_change,
+        metavar="NAME=VALUE",
+        help="instead of the grid: the tuned setting and each one-parameter change (edge check)",
+    )
+    parser.add_argument(
+        "--confirm", action="store_true", help="with --vary: also fit on the confirmation seeds"
+    )
     args = parser.parse_args(argv)
     cache = CurveCache(args.cache)
     torch.set_num_threads(args.threads)
     tasks = bench.make_tasks(quick=False)
     print_provenance()
-    print(
-        f"# tuning seeds {TUNING_SEEDS}, the best {CONFIRMED} per family also on"
-        f" {CONFIRMATION_SEEDS}; mean test error after 10% of the budget and at its end"
-    )
+    if args.vary:
+        confirmed = f"every point also on {CONFIRMATION_SEEDS}" if args.confirm else "only"
+        print(
+            f"# the tuned setting and one change at a time; tuning seeds {TUNING_SEEDS} {confirmed}"
+        )
+    else:
+        print(
+            f"# tuning seeds {TUNING_SEEDS}, the best {CONFIRMED} per family also on"
+            f" {CONFIRMATION_SEEDS}; mean test error after 10% of the budget and at its end"
+        )
     chosen = []
     for name in args.tasks:
         task = tasks[name]
-        results = tune(task, args.families, task.epochs, sys.stderr, cache)
+        if args.vary:
+            results = vary(
+                task, args.families, args.vary, task.epochs, sys.stderr, cache, args.confirm
+            )
+        else:
+            results = tune(task, args.families, task.epochs, sys.stderr, cache)
         print(
             f"\n| {name} | setting | 10% of budget | end | 10%, eight seeds | end, eight seeds |"
             "\n|---|---|---:|---:|---:|---:|"
@@ -259,8 +339,9 @@ def main(argv=None):
                 print(f"| {family} | {describe(trial.setting)} | {_row(trial)} |")
             chosen.append(f"# {name}, {family}: {trials[0].setting}")
         sys.stdout.flush()
-    print("\n# chosen (lowest mean final error over the eight seeds):")
-    print("\n".join(chosen))
+    if not args.vary:
+        print("\n# chosen (lowest mean final error over the eight seeds):")
+        print("\n".join(chosen))
 
 
 def _row(trial):
