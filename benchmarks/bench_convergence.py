@@ -160,9 +160,9 @@ def _multioutput(seed, n_samples):
 # searched alpha, and Burgers' alpha from its edge check on the tuning seeds; the
 # accumulated head's operator tuning over alpha kept Darcy's setting (Burgers' run
 # is unfinished), and its tabular tuning down to forgetting_factor 0.3 (2026-12-02)
-# with an edge check moved Friedman #1 to 0.1 (multi-output keeps 0.9, which has the
-# lower eight-seed mean). The SGD families keep the settings of the first tables
-# (they are the weakest either way).
+# with an edge check moved Friedman #1 to lr 0.03, forgetting_factor 0.1
+# (multi-output keeps 0.9, which has the lower eight-seed mean). The SGD families
+# keep the settings of the first tables (they are the weakest either way).
 TUNED = {
     "burgers": {
         "adam": {"learning_rate_init": 3e-2, "learning_rate": "cosine"},

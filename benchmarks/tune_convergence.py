@@ -32,8 +32,9 @@ was both closed-form heads' worst rate, and ``alpha`` moved the proximal
 head's error by up to 4x on two seeds, so the second operator tuning of the
 two closed-form families searched ``alpha`` instead (end-to-end Adam has no
 ``alpha`` and kept its first tuning, whose choices are at or inside the new
-rates; the accumulated head's run was stopped for time, and Burgers' choice at
-the grid's edge led to an edge check that added 0.1: see benchmarks/README.md).
+rates; the accumulated head's was stopped for time, then rerun with ``--cache``,
+and Burgers' choice at the grid's edge led to an edge check that added 0.1: see
+benchmarks/README.md).
 
 Usage, from the repository root::
 
@@ -64,6 +65,8 @@ import bench_convergence as bench
 import numpy as np
 import torch
 from _provenance import print_provenance
+
+from skcflo import CFLORegressor
 
 TUNING_SEEDS = (100, 101, 102, 103)
 # The grid's best few settings per family are fitted again on four more seeds,
@@ -109,7 +112,25 @@ def grid_points(kind, family):
         yield {**dict(zip(names, values[:-1], strict=True)), "learning_rate": values[-1]}
 
 
+def canonical_setting(family, setting):
+    """``setting`` as the fit sees it: every tuned parameter named, numbers as floats.
+
+    A setting from ``bench_convergence.TUNED`` may leave the schedule at the
+    estimator's default, where the same grid point names it; both are one fit,
+    and so one cache key.
+    """
+    defaults = CFLORegressor().get_params()
+    full = {**{name: defaults[name] for name in tunable_names(family)}, **setting}
+    return {name: _as_float(value) for name, value in full.items()}
+
+
+def _as_float(value):
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if is_number else value
+
+
 def describe(setting):
+    """``name=value, ...`` of ``setting``."""
     return ", ".join(f"{name}={value}" for name, value in setting.items())
 
 
@@ -153,13 +174,16 @@ class CurveCache:
         for split in splits.values():
             for part in split:
                 digest.update(np.ascontiguousarray(part).tobytes())
+        setting = canonical_setting(family, setting)
         fields = [task.name, family, setting, list(splits), epochs, torch.__version__]
         return json.dumps([*fields, digest.hexdigest()[:16]], sort_keys=True)
 
     def get(self, key):
+        """The mean curve stored under ``key``, or ``None``."""
         return self.curves.get(key)
 
     def put(self, key, curve):
+        """Store ``curve`` under ``key``, in the file too when there is one."""
         self.curves[key] = curve
         if self.path is not None:
             with open(self.path, "a") as lines:
@@ -259,20 +283,30 @@ def vary(task, families, changes, epochs, log, cache=None, confirm=False):
     tells whether a step past it does better. The setting is the family's in
     ``bench_convergence.TUNED``; ``changes`` are ``(name, value)`` pairs, each
     applied alone to it (a change to a parameter the family does not take is
-    skipped). With ``confirm`` every point is also fitted on the confirmation
-    seeds.
+    skipped, and said so in ``log``). With ``confirm`` every point is also
+    fitted on the confirmation seeds.
     """
     fitter = _Fitter(task, epochs, log, cache)
     results = {}
     for family in families:
         base = task.settings[family]
-        names = set(FAMILIES[family][1]) | {"learning_rate"}
-        settings = [base] + [{**base, name: value} for name, value in changes if name in names]
+        settings = [base]
+        for name, value in changes:
+            if name in tunable_names(family):
+                settings.append({**base, name: value})
+            else:
+                print(f"  {family} takes no {name}: {name}={value} skipped", file=log)
         trials = [fitter.trial(family, setting) for setting in settings]
-        for trial in trials if confirm else ():
-            fitter.confirm(family, trial)
+        if confirm:
+            for trial in trials:
+                fitter.confirm(family, trial)
         results[family] = trials
     return results
+
+
+def tunable_names(family):
+    """The parameters of ``family`` that a grid or an edge check may change."""
+    return (*FAMILIES[family][1], "learning_rate")
 
 
 def parse_change(text):
@@ -307,14 +341,15 @@ def main(argv=None):
         "--confirm", action="store_true", help="with --vary: also fit on the confirmation seeds"
     )
     args = parser.parse_args(argv)
+    _check_changes(parser, args)
     cache = CurveCache(args.cache)
     torch.set_num_threads(args.threads)
     tasks = bench.make_tasks(quick=False)
     print_provenance()
     if args.vary:
-        confirmed = f"every point also on {CONFIRMATION_SEEDS}" if args.confirm else "only"
+        confirmed = f"; every point also on {CONFIRMATION_SEEDS}" if args.confirm else " only"
         print(
-            f"# the tuned setting and one change at a time; tuning seeds {TUNING_SEEDS} {confirmed}"
+            f"# the tuned setting and one change at a time; tuning seeds {TUNING_SEEDS}{confirmed}"
         )
     else:
         print(
@@ -342,6 +377,16 @@ def main(argv=None):
     if not args.vary:
         print("\n# chosen (lowest mean final error over the eight seeds):")
         print("\n".join(chosen))
+
+
+def _check_changes(parser, args):
+    """Refuse, before any fit, a ``--vary`` name that no family asked for takes."""
+    if args.confirm and not args.vary:
+        parser.error("--confirm goes with --vary (the grid confirms its best points itself)")
+    known = {name for family in args.families for name in tunable_names(family)}
+    unknown = sorted({name for name, _ in args.vary or ()} - known)
+    if unknown:
+        parser.error(f"--vary: {', '.join(unknown)} not among {', '.join(sorted(known))}")
 
 
 def _row(trial):
