@@ -497,7 +497,10 @@ default='constant'
         )
         self.covariate_mask_ = mask
         self.stage1_weights_ = result.stage1_weights.cpu().numpy()
-        self.stage2_weights_ = scaler.weights_to_raw(result.stage2_weights).cpu().numpy()
+        # The scaler lives on the CPU, where the outcome was standardised; the heads
+        # on the training device (a GPU fit's heads are on the GPU).
+        stage2 = result.stage2_weights.cpu()
+        self.stage2_weights_ = scaler.weights_to_raw(stage2).numpy()
         self.n_outputs_ = self.stage2_weights_.shape[1]
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.loss_curve
