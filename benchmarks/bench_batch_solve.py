@@ -1,6 +1,6 @@
 """Accuracy and time of the per-batch proximal solve in float32, refined float32 and float64.
 
-``skcflo.head.solve_proximal_batch`` solves a mini-batch's proximal ridge
+``skcflo._ridge.head.solve_proximal_batch`` solves a mini-batch's proximal ridge
 system in one of three ways, chosen by the conditioning bound
 ``1 + sum_ij u_ij^2 / a_j`` of the batch (``head.FLOAT32_CONDITION_LIMIT``,
 ``head.REFINED_FLOAT32_CONDITION_LIMIT``):

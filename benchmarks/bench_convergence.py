@@ -107,11 +107,11 @@ if os.path.isdir(os.path.join(REPO_ROOT, "skcflo")) and REPO_ROOT not in sys.pat
 
 from _provenance import print_provenance  # noqa: E402
 
-import skcflo.training as training  # noqa: E402
+import skcflo._training.cflo as training  # noqa: E402
 from skcflo import CFLORegressor, FNOBackbone1d, FNOBackbone2d  # noqa: E402
+from skcflo._estimators.regressor import _prediction_features  # noqa: E402
+from skcflo._ridge.head import apply_head  # noqa: E402
 from skcflo.datasets import make_burgers, make_darcy, relative_l2_error  # noqa: E402
-from skcflo.head import apply_head  # noqa: E402
-from skcflo.regressor import _prediction_features  # noqa: E402
 
 EARLY_FRACTION = 0.1
 EARLY_RATIO = 0.7

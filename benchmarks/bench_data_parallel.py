@@ -3,7 +3,7 @@
 ``CFLORegressor.fit`` inside ``data_parallel()`` on 1 and on N processes
 (``torch.multiprocessing``, gloo backend on the CPU, one torch thread per
 process), with the same global batch, so both fits train the same model
-(``tests/test_data_parallel.py`` checks that). Each configuration alternates
+(``tests/training/test_data_parallel.py`` checks that). Each configuration alternates
 1-process and N-process runs ``--repeats`` times; a run's time is rank 0's
 wall time of ``fit`` after a barrier, and the table reports medians, the
 speed-up ``T1 / TN`` and its range over the repeats, and the largest

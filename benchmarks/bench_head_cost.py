@@ -17,7 +17,7 @@ Timing: paired and interleaved, in one process. On a shared machine the load
 changes from second to second, so separate timings of two configurations
 compare the neighbours as much as the code (ratios from 0.7x to 4x for one
 setting were seen that way). Here every configuration's models are set up
-with the training loop's own pieces (``skcflo.training``: the initial exact
+with the training loop's own pieces (``skcflo._training.cflo``: the initial exact
 head, the head strategy, the optimiser), then trained in rounds: each round
 runs the loop's epoch function over the same ``--batches`` mini-batches for
 the baseline and for every head, in an order that alternates between rounds.
@@ -76,8 +76,8 @@ import torch  # noqa: E402
 from _provenance import print_provenance  # noqa: E402
 
 from skcflo import CFLORegressor, MLPBackbone, training  # noqa: E402
-from skcflo._base import build_seeded_backbone, make_generator  # noqa: E402
-from skcflo.head_updates import make_head_update  # noqa: E402
+from skcflo._estimators.glue import build_seeded_backbone, make_generator  # noqa: E402
+from skcflo._training.head_updates import make_head_update  # noqa: E402
 
 N_SAMPLES = 4096
 N_FEATURES = 32

@@ -48,7 +48,7 @@ from _provenance import print_provenance  # noqa: E402
 from bench_convergence import make_tasks  # noqa: E402
 
 from skcflo import CFLORegressor  # noqa: E402
-from skcflo.head_updates import resolve_update_order  # noqa: E402
+from skcflo._training.head_updates import resolve_update_order  # noqa: E402
 
 BASELINE = "backbone first"
 SCHEDULES = {

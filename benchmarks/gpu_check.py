@@ -51,7 +51,7 @@ import torch  # noqa: E402
 from _provenance import print_provenance  # noqa: E402
 from sklearn.datasets import make_friedman1, make_regression  # noqa: E402
 
-import skcflo.training as training  # noqa: E402
+import skcflo._training.cflo as training  # noqa: E402
 from skcflo import (  # noqa: E402
     CFLORegressor,
     DFIVRegressor,

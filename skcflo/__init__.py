@@ -1,10 +1,10 @@
 """skcflo: scikit-learn estimators that train torch networks with a closed-form ridge last layer."""
 
-from .backbones import MLPBackbone
-from .fno import FNOBackbone1d, FNOBackbone2d
-from .iv import DFIVRegressor
-from .metrics import IVLossScorer
-from .regressor import CFLORegressor
+from ._estimators.iv import DFIVRegressor
+from ._estimators.regressor import CFLORegressor
+from ._estimators.scoring import IVLossScorer
+from ._networks.backbones import MLPBackbone
+from ._networks.fno import FNOBackbone1d, FNOBackbone2d
 
 __all__ = [
     "CFLORegressor",

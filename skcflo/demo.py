@@ -15,7 +15,7 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .regressor import CFLORegressor
+from ._estimators.regressor import CFLORegressor
 
 
 def _problems(random_state):

@@ -18,7 +18,7 @@ one process per GPU or per group of CPU cores):
   the same head.
 
 The result matches a single-process fit with the same global batch size up
-to floating-point summation order; ``tests/test_data_parallel.py`` states and
+to floating-point summation order; ``tests/training/test_data_parallel.py`` states and
 checks the tolerance. Example ``train.py``, run as ``torchrun --nproc-per-node
 2 train.py``::
 
@@ -43,7 +43,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from .head import RidgeStatistics
+from ._ridge.head import RidgeStatistics
 
 __all__ = ["DataParallel", "current_data_parallel", "data_parallel"]
 

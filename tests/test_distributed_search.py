@@ -33,7 +33,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skcflo import CFLORegressor, DFIVRegressor, IVLossScorer, MLPBackbone
-from skcflo._base import build_seeded_backbone, resolve_device
+from skcflo._estimators.glue import build_seeded_backbone, resolve_device
 from skcflo.datasets import make_demand
 
 TINY_NET = MLPBackbone(hidden_layer_sizes=(8,))

@@ -11,10 +11,11 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_squared_error
 from torch import nn
 
-from skcflo import CFLORegressor, MLPBackbone, training
-from skcflo._base import build_seeded_backbone, draw_seed, make_generator
-from skcflo.head import apply_head, solve_proximal_batch
-from skcflo.head_updates import make_head_update
+from skcflo import CFLORegressor, MLPBackbone
+from skcflo._estimators.glue import build_seeded_backbone, draw_seed, make_generator
+from skcflo._ridge.head import apply_head, solve_proximal_batch
+from skcflo._training import cflo as training
+from skcflo._training.head_updates import make_head_update
 
 SMALL = {"hidden_layer_sizes": (16,), "max_iter": 5, "device": "cpu"}
 

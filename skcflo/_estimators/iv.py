@@ -10,7 +10,17 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import validate_data
 from torch import nn
 
-from ._base import (
+from .._networks.backbones import MLPBackbone, Standardize
+from .._ridge.dfiv_stages import predict_stage1, structural_prediction
+from .._training.cflo import (
+    LEARNING_RATE_SCHEDULES,
+    TargetScaler,
+    check_features,
+    compute_features,
+)
+from .._training.dfiv import DFIVNetworks, DFIVOptions, DFIVSample, DFIVTrainer
+from ..distributed import current_data_parallel
+from .glue import (
     as_tensor,
     build_seeded_backbone,
     copy_to_device,
@@ -20,16 +30,6 @@ from ._base import (
     resolve_device,
     rollback_on_failure,
     warn_if_ended_early,
-)
-from .backbones import MLPBackbone, Standardize
-from .dfiv import predict_stage1, structural_prediction
-from .dfiv_training import DFIVNetworks, DFIVOptions, DFIVSample, DFIVTrainer
-from .distributed import current_data_parallel
-from .training import (
-    LEARNING_RATE_SCHEDULES,
-    TargetScaler,
-    check_features,
-    compute_features,
 )
 
 _BACKBONE_CONSTRAINT = [None, HasMethods(["build_module"]), nn.Module, callable]

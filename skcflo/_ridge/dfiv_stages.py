@@ -11,7 +11,7 @@ features ``psi(Z, O)``, covariate features ``chi(O)``.
   with ``F2 = aug(phi_hat2) (x) aug(chi2)``.
 * The structural function is ``h(x, o) = (aug(phi(x)) (x) aug(chi(o))) u``.
 
-Every solve goes through :func:`skcflo.head.solve_head`, which supplies the
+Every solve goes through :func:`skcflo._ridge.head.solve_head`, which supplies the
 intercept itself; the design here therefore drops the constant ``1 (x) 1``
 column of the outer product. Solves are differentiable, so the stage-2 loss
 can back-propagate through ``V`` into the treatment network.
@@ -61,7 +61,7 @@ def fit_stage1(instrument_features, treatment_features, alpha):
 def predict_stage1(instrument_features, stage1_weights):
     """Predicted treatment features ``aug(psi) V`` (float64).
 
-    Unlike :func:`~skcflo.head.apply_head`, gradients flow into ``V``: the
+    Unlike :func:`~skcflo._ridge.head.apply_head`, gradients flow into ``V``: the
     stage-2 loss reaches the treatment network through the stage-1 solve.
     """
     return augment(instrument_features) @ stage1_weights

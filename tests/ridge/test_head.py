@@ -7,8 +7,8 @@ import torch
 from numpy.testing import assert_allclose
 from sklearn.linear_model import Ridge
 
-from skcflo import head
-from skcflo.head import (
+from skcflo._ridge import head
+from skcflo._ridge.head import (
     FLOAT32_CONDITION_LIMIT,
     RidgeStatistics,
     apply_head,
@@ -475,7 +475,7 @@ def test_apply_head_equals_augmented_product():
 
 def test_device_solve_without_synchronisation_matches_scipy_and_flags_failures():
     # The GPU path of solve_spd(definite=True), exercised here on CPU tensors.
-    from skcflo.head import _solve_definite_on_device
+    from skcflo._ridge.head import _solve_definite_on_device
 
     rng = np.random.default_rng(10)
     a = rng.normal(size=(6, 6))

@@ -6,7 +6,7 @@ import torch
 from numpy.testing import assert_allclose
 from sklearn.linear_model import Ridge
 
-from skcflo.head import (
+from skcflo._ridge.head import (
     RidgeStatistics,
     head_covariance,
     predictive_std,

@@ -9,9 +9,9 @@ from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
 from skcflo import CFLORegressor, MLPBackbone
-from skcflo._base import draw_seed
-from skcflo.head import RidgeStatistics, select_alpha
-from skcflo.training import TrainingOptions
+from skcflo._estimators.glue import draw_seed
+from skcflo._ridge.head import RidgeStatistics, select_alpha
+from skcflo._training.cflo import TrainingOptions
 
 
 def _friedman(n_samples, noise, seed):

@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .dfiv import fit_stage1, fit_stage2, predict_stage1, stage2_design
-from .head import (
+from .._ridge.dfiv_stages import fit_stage1, fit_stage2, predict_stage1, stage2_design
+from .._ridge.head import (
     ACCUMULATION_DTYPE,
     RidgeStatistics,
     apply_head,
     solve_head,
     solve_proximal_batch,
 )
-from .training import (
+from .cflo import (
     Patience,
     compute_features,
     make_optimizer,

@@ -10,7 +10,25 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import validate_data
 from torch import nn
 
-from ._base import (
+from .._networks.backbones import ACTIVATIONS, MLPBackbone
+from .._ridge.head import apply_head, predictive_std
+from .._training.cflo import (
+    LEARNING_RATE_SCHEDULES,
+    TrainingOptions,
+    TrainingResult,
+    check_features,
+    compute_features,
+    train_cflo,
+)
+from .._training.head_updates import (
+    HEAD_UPDATES,
+    UPDATE_ORDERS,
+    make_head_update,
+    resolve_update_order,
+)
+from .._training.stream import move_stream, start_stream, stream_head, train_chunk
+from ..distributed import current_data_parallel
+from .glue import (
     as_tensor,
     build_seeded_backbone,
     copy_to_device,
@@ -20,19 +38,6 @@ from ._base import (
     resolve_device,
     rollback_on_failure,
     warn_if_ended_early,
-)
-from .backbones import ACTIVATIONS, MLPBackbone
-from .distributed import current_data_parallel
-from .head import apply_head, predictive_std
-from .head_updates import HEAD_UPDATES, UPDATE_ORDERS, make_head_update, resolve_update_order
-from .streaming import move_stream, start_stream, stream_head, train_chunk
-from .training import (
-    LEARNING_RATE_SCHEDULES,
-    TrainingOptions,
-    TrainingResult,
-    check_features,
-    compute_features,
-    train_cflo,
 )
 
 _PREDICT_CHUNK = 4096

@@ -16,10 +16,10 @@ import pytest
 import torch
 from torch import nn
 
-from skcflo import training
-from skcflo.fno import FNO1d, FNO2d
-from skcflo.head import RidgeStatistics
-from skcflo.head_updates import make_head_update
+from skcflo._networks.fno import FNO1d, FNO2d
+from skcflo._ridge.head import RidgeStatistics
+from skcflo._training import cflo as training
+from skcflo._training.head_updates import make_head_update
 
 META = torch.device("meta")
 N_OUTPUTS = 2

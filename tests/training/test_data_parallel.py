@@ -140,7 +140,7 @@ def test_partial_fit_refuses_data_parallel(group_of_one):
 
 
 def test_statistics_reduction_keeps_every_part(group_of_one):
-    from skcflo.head import RidgeStatistics
+    from skcflo._ridge.head import RidgeStatistics
 
     stats = RidgeStatistics.from_batch(torch.randn(5, 3), torch.randn(5, 2))
     reduced = group_of_one.reduce_statistics(stats)

@@ -7,15 +7,15 @@ from numpy.testing import assert_allclose
 from sklearn.linear_model import Ridge
 from torch import nn
 
-from skcflo.dfiv import (
+from skcflo._ridge.dfiv_stages import (
     fit_stage1,
     fit_stage2,
     predict_stage1,
     stage2_design,
     structural_prediction,
 )
-from skcflo.dfiv_training import DFIVNetworks, DFIVOptions, DFIVSample, DFIVTrainer
-from skcflo.head import apply_head
+from skcflo._ridge.head import apply_head
+from skcflo._training.dfiv import DFIVNetworks, DFIVOptions, DFIVSample, DFIVTrainer
 
 RTOL = 1e-8
 

@@ -1,7 +1,7 @@
 """How the head follows the backbone during training.
 
 Each strategy turns a mini-batch of fresh features into new head weights
-using the ridge solver of :mod:`skcflo.head`:
+using the ridge solver of :mod:`skcflo._ridge.head`:
 
 * ``"proximal"`` (the CFLO paper's Algorithm 1): a ridge fit on the batch
   pulled toward the previous head, ``W_t = argmin ||Y - aug(Phi) W||^2 +
@@ -41,7 +41,7 @@ strategy's ``reduce`` to a function that sums ridge statistics over the
 processes, each of which holds a share of every batch.
 """
 
-from .head import RidgeStatistics, solve_head, solve_proximal_batch
+from .._ridge.head import RidgeStatistics, solve_head, solve_proximal_batch
 
 HEAD_UPDATES = ("proximal", "accumulate", "full", "gradient")
 UPDATE_ORDERS = ("auto", "backbone_first", "head_first")

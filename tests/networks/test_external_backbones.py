@@ -17,7 +17,7 @@ from skcflo.datasets import relative_l2_error
 
 pytest.importorskip("neuralop")
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "neuraloperator_backbone.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "neuraloperator_backbone.py"
 ALPHA, GRID = 1e-3, 32
 
 

@@ -2,7 +2,7 @@
 
 Nothing here knows about a particular estimator. :func:`train_cflo` takes a
 module, tensors already on their device, a head-update strategy from
-:mod:`skcflo.head_updates` and a :class:`TrainingOptions`; it returns a
+:mod:`skcflo._training.head_updates` and a :class:`TrainingOptions`; it returns a
 :class:`TrainingResult`. Targets are standardised inside the loop so that the
 backbone's learning rate does not depend on the units of ``y``; ridge is
 linear in ``y``, so the head converts back exactly.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .head import (
+from .._ridge.head import (
     ACCUMULATION_DTYPE,
     RidgeStatistics,
     apply_head,
@@ -231,7 +231,7 @@ def train_cflo(
         Trained in place (the caller owns it).
     inputs : torch.Tensor of shape (n_samples, n_features), float32
     targets : torch.Tensor of shape (n_samples, n_outputs), float64
-    head_update : strategy from :func:`skcflo.head_updates.make_head_update`
+    head_update : strategy from :func:`skcflo._training.head_updates.make_head_update`
         ``None`` trains the head by gradient like any layer (the baseline).
     options : TrainingOptions
     generator : torch.Generator
@@ -595,7 +595,7 @@ def _epoch_error(squared_error_sum, n_rows, weights, replicas):
     """The epoch's ``(weights, per-output MSE)``, ``None`` for the MSE when not finite.
 
     The epoch's one read-back from the device: nothing in the batch loop
-    before it waits for the device (``tests/test_device_path.py``).
+    before it waits for the device (``tests/training/test_device_path.py``).
     """
     if replicas is not None:
         replicas.group.sum_(squared_error_sum)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from skcflo.fno import (
+from skcflo._networks.fno import (
     FNO1d,
     FNO2d,
     FNOBackbone1d,

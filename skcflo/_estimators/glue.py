@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .backbones import build_backbone
+from .._networks.backbones import build_backbone
 
 _SEED_RANGE = 2**31 - 1
 

@@ -112,7 +112,7 @@ def test_move_stream_moves_every_tensor_the_stream_trains_with(friedman):
     # The GPU path (a pickle from a CPU copy, partial_fit back on the device)
     # relies on move_stream missing nothing; the 'meta' device shows any tensor
     # left behind without needing a GPU.
-    from skcflo.streaming import move_stream
+    from skcflo._training.stream import move_stream
 
     X, y, _, _ = friedman
     model = CFLORegressor(hidden_layer_sizes=(8,), random_state=0, device="cpu")

@@ -12,8 +12,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .head import ACCUMULATION_DTYPE, RidgeStatistics, head_covariance, select_alpha, solve_head
-from .training import TargetScaler, _run_epoch, collect_statistics, make_optimizer
+from .._ridge.head import (
+    ACCUMULATION_DTYPE,
+    RidgeStatistics,
+    head_covariance,
+    select_alpha,
+    solve_head,
+)
+from .cflo import TargetScaler, _run_epoch, collect_statistics, make_optimizer
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Layer 3: the closed-form ridge algebra, pure torch (private)."""
