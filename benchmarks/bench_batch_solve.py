@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from _provenance import print_provenance  # noqa: E402
 
-from skcflo import head  # noqa: E402
+from skcflo._ridge import head  # noqa: E402
 
 ALPHA, LAM = 0.1, 0.1
 SHAPES = ("32x64", "256x64", "200x100", "32x256", "256x256", "32x1024", "256x1024", "1280x32")

@@ -311,14 +311,16 @@ class CurveRecorder:
         self.start = None
         self.paused = 0.0
 
-    def wrap(self, run_epoch):
-        def recorded_epoch(backbone, inputs, targets, *args, **kwargs):
-            weights, per_output_mse = run_epoch(backbone, inputs, targets, *args, **kwargs)
+    def wrap(self, run_pass):
+        """``MinibatchTrainer.run`` (one epoch's pass), recording after each pass."""
+
+        def recorded_pass(trainer, inputs, targets, *args, **kwargs):
+            weights, per_output_mse = run_pass(trainer, inputs, targets, *args, **kwargs)
             if per_output_mse is not None:
-                self._record(backbone, inputs, targets, weights)
+                self._record(trainer.backbone, inputs, targets, weights)
             return weights, per_output_mse
 
-        return recorded_epoch
+        return recorded_pass
 
     @torch.no_grad()
     def _record(self, backbone, inputs, targets, weights):
@@ -327,9 +329,9 @@ class CurveRecorder:
         if self.refit:
             # The fit's own final refit (GCV over the default candidates for 'auto').
             batch_size = self.task.estimator_params.get("batch_size", 200)
-            options = training.TrainingOptions(alpha=self.alpha)
-            exact = training._ExactHead(
-                backbone, inputs, targets.to(torch.float64), batch_size, options, None
+            options = training.CFLOOptions(alpha=self.alpha)
+            exact = training.ExactHead(
+                backbone, inputs, targets.to(torch.float64), batch_size, options
             )
             weights = exact.fit()
             refit_seconds = self.clock() - arrived
@@ -367,15 +369,15 @@ def run_curve(task, method, seed, split, epochs, device, clock):
     recorder = CurveRecorder(
         task, X_test, y_test, y_train, params.get("refit_head", True), model.alpha, clock
     )
-    original = training._run_epoch
-    training._run_epoch = recorder.wrap(original)
+    original = training.MinibatchTrainer.run
+    training.MinibatchTrainer.run = recorder.wrap(original)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             recorder.start = clock()
             model.fit(X_train, y_train)
     finally:
-        training._run_epoch = original
+        training.MinibatchTrainer.run = original
     final = _score(
         task.metric,
         y_test.reshape(len(y_test), -1),

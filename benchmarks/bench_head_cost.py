@@ -75,8 +75,9 @@ if os.path.isdir(os.path.join(REPO_ROOT, "skcflo")) and REPO_ROOT not in sys.pat
 import torch  # noqa: E402
 from _provenance import print_provenance  # noqa: E402
 
-from skcflo import CFLORegressor, MLPBackbone, training  # noqa: E402
+from skcflo import CFLORegressor, MLPBackbone  # noqa: E402
 from skcflo._estimators.glue import build_seeded_backbone, make_generator  # noqa: E402
+from skcflo._training import cflo as training  # noqa: E402
 from skcflo._training.head_updates import make_head_update  # noqa: E402
 
 N_SAMPLES = 4096
@@ -142,40 +143,30 @@ class Trainee:
         self.backbone = build_seeded_backbone(
             MLPBackbone(hidden_layer_sizes=(256, width)), inputs.shape[1], 0, "cpu"
         )
-        self.strategy = make_head_update(
+        strategy = make_head_update(
             name,
-            DEFAULTS.alpha,
-            DEFAULTS.proximal_lambda,
-            DEFAULTS.forgetting_factor,
+            proximal_lambda=DEFAULTS.proximal_lambda,
+            forgetting_factor=DEFAULTS.forgetting_factor,
             recompute_features=recompute,
             interval=interval,
         )
-        options = training.TrainingOptions(
+        options = training.CFLOOptions(
             learning_rate=DEFAULTS.learning_rate_init, batch_size=batch_size, alpha=DEFAULTS.alpha
         )
-        self.exact = training._ExactHead(
-            self.backbone, inputs, targets.double(), batch_size, options, self.strategy
+        self.exact = training.ExactHead(
+            self.backbone, inputs, targets.double(), batch_size, options
         )
-        self.generator = make_generator(0)
-        self.weights, self.optimizer = training._initial_state(
-            self.backbone, inputs, self.exact, self.strategy, options, self.generator
+        # The loop's own initial state: exact head, strategy begun, optimiser.
+        self.steps = training.CFLOSteps(
+            self.backbone, strategy, options, make_generator(0), self.exact, scaler=None
         )
-        self.batch_size = batch_size
+        self.weights = self.steps.weights
         self.refits = name == "full"
 
     def run(self, inputs, targets):
         """Seconds of one pass of the loop's epoch function over ``inputs``."""
         start = time.perf_counter()
-        self.weights, _ = training._run_epoch(
-            self.backbone,
-            inputs,
-            targets,
-            self.weights,
-            self.strategy,
-            self.optimizer,
-            self.batch_size,
-            self.generator,
-        )
+        self.weights, _ = self.steps.trainer.run(inputs, targets, self.weights, self.exact.alpha)
         return time.perf_counter() - start
 
     def refit(self):

@@ -140,24 +140,20 @@ def correctness(device):
 
 
 class _SyncCounter:
-    """Stands in for the training loop's epoch function; counts synchronising calls."""
+    """Stands in for the training loop's pass over mini-batches; counts synchronising calls."""
 
-    def __init__(self, run_epoch):
-        self.run_epoch = run_epoch
+    def __init__(self, run_pass):
+        self.run_pass = run_pass
         self.synchronisations = 0
         self.batches = 0
 
-    def __call__(
-        self, backbone, inputs, targets, weights, head_update, optimizer, batch_size, *rest
-    ):
-        self.batches += -(-inputs.shape[0] // batch_size)
+    def __call__(self, trainer, inputs, targets, weights, alpha):
+        self.batches += -(-inputs.shape[0] // trainer.batch_size)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                result = self.run_epoch(
-                    backbone, inputs, targets, weights, head_update, optimizer, batch_size, *rest
-                )
+                result = self.run_pass(trainer, inputs, targets, weights, alpha)
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         self.synchronisations += sum("synchroniz" in str(w.message) for w in caught)
@@ -169,13 +165,15 @@ def synchronisations():
     section("3. Host synchronisations inside training epochs (CUDA)")
     X, y = _regression(4000)
     for head, variant in HEAD_VARIANTS.items():
-        original = training._run_epoch
-        counter = training._run_epoch = _SyncCounter(original)
+        original = training.MinibatchTrainer.run
+        counter = _SyncCounter(original)
+        # A plain function on the class, so that it binds the trainer as ``self``.
+        training.MinibatchTrainer.run = lambda *args, counter=counter: counter(*args)
         try:
             params = dict(variant, max_iter=3, batch_size=100, random_state=0)
             CFLORegressor(device="cuda", **params).fit(X, y)
         finally:
-            training._run_epoch = original
+            training.MinibatchTrainer.run = original
         per_batch = counter.synchronisations / max(counter.batches, 1)
         print(
             f"{head:<10} {counter.synchronisations} synchronising calls in {counter.batches} "

@@ -117,7 +117,7 @@ def torch_to_numpy_dtype(dtype):
     return torch.empty(0, dtype=dtype).numpy().dtype
 
 
-def warn_if_ended_early(result):
+def warn_if_ended_early(result, stacklevel=4):
     """Warn when training stopped before ``max_iter`` by divergence or Ctrl-C.
 
     ``result`` is a training result with ``diverged``, ``interrupted`` and
@@ -130,13 +130,13 @@ def warn_if_ended_early(result):
             f"after epoch {result.n_iter}, with the head refitted exactly. "
             "Lower learning_rate_init.",
             ConvergenceWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
     if result.interrupted:
         warnings.warn(
             f"Training interrupted; the model keeps the state after epoch {result.n_iter}.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
 
 

@@ -4,36 +4,25 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import check_array
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 from torch import nn
 
 from .._networks.backbones import MLPBackbone, Standardize
 from .._ridge.dfiv_stages import predict_stage1, structural_prediction
-from .._training.cflo import (
-    LEARNING_RATE_SCHEDULES,
-    TargetScaler,
-    check_features,
-    compute_features,
-)
-from .._training.dfiv import DFIVNetworks, DFIVOptions, DFIVSample, DFIVTrainer
+from .._training.data import TargetScaler, check_features, compute_features
+from .._training.dfiv import DFIVNetworks, DFIVOptions, DFIVSample, train_dfiv
 from ..distributed import current_data_parallel
+from .base import BACKBONE_CONSTRAINT, BaseNetworkEstimator
 from .glue import (
     as_tensor,
     build_seeded_backbone,
     copy_to_device,
-    draw_seed,
     make_generator,
-    prediction_input,
-    resolve_device,
     rollback_on_failure,
-    warn_if_ended_early,
 )
-
-_BACKBONE_CONSTRAINT = [None, HasMethods(["build_module"]), nn.Module, callable]
-_CHUNK = 4096
 
 # Default feature networks, as in the DFIV reference design for low-dimensional data.
 DEFAULT_TREATMENT_BACKBONE = MLPBackbone(hidden_layer_sizes=(16, 16))
@@ -41,7 +30,7 @@ DEFAULT_INSTRUMENT_BACKBONE = MLPBackbone(hidden_layer_sizes=(128, 64, 32))
 DEFAULT_COVARIATE_BACKBONE = MLPBackbone(hidden_layer_sizes=(128, 32, 16))
 
 
-class DFIVRegressor(RegressorMixin, BaseEstimator):
+class DFIVRegressor(RegressorMixin, BaseNetworkEstimator):
     """Deep-feature instrumental-variable regression (DFIV) with closed-form heads.
 
     Estimates the structural function ``h(treatment, covariates)`` of
@@ -98,6 +87,8 @@ default='constant'
         Learning rate of the three networks' optimiser.
     power_t : float, default=0.5
         Exponent of the 'invscaling' schedule.
+    momentum : float, default=0.9
+        Momentum of the 'sgd' solver.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows, compute the held-out
         stage-2 loss (the IV criterion, not the outcome MSE) after every
@@ -148,31 +139,19 @@ default='constant'
     """
 
     _parameter_constraints = {
+        **BaseNetworkEstimator._parameter_constraints,
         "covariates": [None, "array-like"],
-        "treatment_backbone": _BACKBONE_CONSTRAINT,
-        "instrument_backbone": _BACKBONE_CONSTRAINT,
-        "covariate_backbone": _BACKBONE_CONSTRAINT,
+        "treatment_backbone": BACKBONE_CONSTRAINT,
+        "instrument_backbone": BACKBONE_CONSTRAINT,
+        "covariate_backbone": BACKBONE_CONSTRAINT,
         "stage1_alpha": [Interval(Real, 0, None, closed="left")],
         "stage2_alpha": [Interval(Real, 0, None, closed="left")],
         "split_ratio": [Interval(Real, 0, 1, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
         "stage1_iter": [Interval(Integral, 0, None, closed="left")],
         "covariate_iter": [Interval(Integral, 0, None, closed="left")],
         "stage2_iter": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [StrOptions({"full"}), Interval(Integral, 1, None, closed="left")],
         "proximal_lambda": [Interval(Real, 0, None, closed="left")],
-        "refit_head": ["boolean"],
-        "learning_rate": [StrOptions(set(LEARNING_RATE_SCHEDULES))],
-        "power_t": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "solver": [StrOptions({"adam", "sgd"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -196,6 +175,7 @@ default='constant'
         learning_rate="constant",
         learning_rate_init=1e-2,
         power_t=0.5,
+        momentum=0.9,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=3,
@@ -222,6 +202,7 @@ default='constant'
         self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.power_t = power_t
+        self.momentum = momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -266,13 +247,13 @@ default='constant'
             )
             mask = self._covariate_mask()
             instruments = self._validated_instruments(Z, X, mask)
-            device = resolve_device(self.device)
-            seed = draw_seed(self.random_state)
+            device, seed = self._device_and_seed()
             sample, scaler = self._sample(X, y, mask, instruments, device)
             first, second, validation = self._split(sample, seed)
             networks = self._networks(sample, seed, device)
-            trainer = DFIVTrainer(networks, self._options(), make_generator(seed))
-            result = trainer.fit(first, second, validation)
+            result = train_dfiv(
+                networks, self._options(), make_generator(seed), first, second, validation
+            )
             self._store(networks, result, scaler, mask, y.ndim)
             self.n_instruments_ = None if Z is None else instruments.shape[1]
         return self
@@ -288,11 +269,11 @@ default='constant'
         -------
         ndarray of shape (n_samples,) or (n_samples, n_outputs), float64
         """
-        X, device = prediction_input(self, X)
+        X, device = self._prediction_input(X)
         treatment, covariate = self._features(X, device)
         weights = torch.from_numpy(self.stage2_weights_).to(device)
         predictions = structural_prediction(treatment, covariate, weights).cpu().numpy()
-        return predictions.ravel() if self._y_was_1d else predictions
+        return predictions.ravel() if self._y_was_1d_ else predictions
 
     def iv_loss(self, X, y, Z=None, *, stage=2):
         """Out-of-sample loss of one DFIV stage, the criterion for model selection.
@@ -318,7 +299,7 @@ default='constant'
         -------
         float
         """
-        X, device = prediction_input(self, X)
+        X, device = self._prediction_input(X)
         instruments = self._validated_instruments(Z, X, self.covariate_mask_, reset=False)
         treatment, covariate = self._features(X, device)
         instrument_input = instruments
@@ -327,7 +308,6 @@ default='constant'
         instrument = compute_features(
             copy_to_device(self.instrument_backbone_, device),
             as_tensor(instrument_input, device),
-            _CHUNK,
         )
         stage1 = torch.from_numpy(self.stage1_weights_).to(device)
         predicted = predict_stage1(instrument, stage1)
@@ -339,11 +319,6 @@ default='constant'
         outcome = structural_prediction(predicted, covariate, weights).cpu().numpy()
         y = np.asarray(y, dtype=np.float64).reshape(outcome.shape)
         return float(np.mean((y - outcome) ** 2))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
 
     # -- input handling --------------------------------------------------------------
     def _covariate_mask(self):
@@ -428,17 +403,8 @@ default='constant'
     def _split(self, sample, seed):
         """Stage-1 half, stage-2 half and (with early stopping) validation rows."""
         order = torch.randperm(len(sample), generator=make_generator(seed))
-        order = order.to(sample.treatment.device)
-        validation = None
-        if self.early_stopping:
-            n_validation = int(np.ceil(self.validation_fraction * len(sample)))
-            if n_validation < 2 or len(sample) - n_validation < 4:
-                raise ValueError(
-                    f"early_stopping with validation_fraction={self.validation_fraction} "
-                    f"needs 2 validation and 4 training samples; got {len(sample)} samples."
-                )
-            validation = sample.subset(order[:n_validation])
-            order = order[n_validation:]
+        order, held_out = self._split_validation(order.to(sample.treatment.device), min_training=4)
+        validation = None if held_out is None else sample.subset(held_out)
         n_first = int(round(self.split_ratio * len(order)))
         if n_first < 1 or n_first >= len(order):
             raise ValueError(
@@ -469,27 +435,20 @@ default='constant'
         )
 
     def _options(self):
+        full_batches = self.batch_size == "full"
         return DFIVOptions(
+            **self._shared_options(),
+            batch_size=None if full_batches else self.batch_size,
             stage1_alpha=self.stage1_alpha,
             stage2_alpha=self.stage2_alpha,
-            max_iter=self.max_iter,
             stage1_iter=self.stage1_iter,
             covariate_iter=self.covariate_iter,
             stage2_iter=self.stage2_iter,
-            batch_size=None if self.batch_size == "full" else self.batch_size,
-            proximal_lambda=0.0 if self.batch_size == "full" else self.proximal_lambda,
-            refit_head=self.refit_head,
-            solver=self.solver,
-            learning_rate=self.learning_rate_init,
-            learning_rate_schedule=self.learning_rate,
-            power_t=self.power_t,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            verbose=bool(self.verbose),
+            proximal_lambda=0.0 if full_batches else self.proximal_lambda,
         )
 
     def _store(self, networks, result, scaler, mask, y_ndim):
-        warn_if_ended_early(result)
+        self._store_history(result)
         self.treatment_backbone_ = networks.treatment.cpu().eval()
         self.instrument_backbone_ = networks.instrument.cpu().eval()
         self.covariate_backbone_ = (
@@ -502,24 +461,18 @@ default='constant'
         stage2 = result.stage2_weights.cpu()
         self.stage2_weights_ = scaler.weights_to_raw(stage2).numpy()
         self.n_outputs_ = self.stage2_weights_.shape[1]
-        self.n_iter_ = result.n_iter
-        self.loss_curve_ = result.loss_curve
-        self.validation_scores_ = result.validation_scores if self.early_stopping else None
-        self.best_validation_score_ = result.best_validation_score
-        self._y_was_1d = y_ndim == 1
+        self._y_was_1d_ = y_ndim == 1
 
     def _features(self, X, device):
         mask = self.covariate_mask_
         treatment = compute_features(
             copy_to_device(self.treatment_backbone_, device),
             as_tensor(X[:, ~mask], device),
-            _CHUNK,
         )
         covariate = None
         if self.covariate_backbone_ is not None:
             covariate = compute_features(
                 copy_to_device(self.covariate_backbone_, device),
                 as_tensor(X[:, mask], device),
-                _CHUNK,
             )
         return treatment, covariate

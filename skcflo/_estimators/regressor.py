@@ -5,42 +5,32 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.base import RegressorMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
-from torch import nn
 
 from .._networks.backbones import ACTIVATIONS, MLPBackbone
 from .._ridge.head import apply_head, predictive_std
-from .._training.cflo import (
-    LEARNING_RATE_SCHEDULES,
-    TrainingOptions,
-    TrainingResult,
-    check_features,
-    compute_features,
-    train_cflo,
-)
+from .._training.cflo import DEFAULT_ALPHAS, CFLOOptions, TrainingResult, train_cflo
+from .._training.data import check_features, compute_features
 from .._training.head_updates import (
     HEAD_UPDATES,
     UPDATE_ORDERS,
     make_head_update,
     resolve_update_order,
 )
-from .._training.stream import move_stream, start_stream, stream_head, train_chunk
+from .._training.stream import Stream
 from ..distributed import current_data_parallel
+from .base import BACKBONE_CONSTRAINT, BaseNetworkEstimator
 from .glue import (
     as_tensor,
     build_seeded_backbone,
     copy_to_device,
     draw_seed,
     make_generator,
-    prediction_input,
     resolve_device,
     rollback_on_failure,
-    warn_if_ended_early,
 )
-
-_PREDICT_CHUNK = 4096
 
 
 def _prediction_features(backbone, X, device):
@@ -57,16 +47,16 @@ def _prediction_features(backbone, X, device):
     inputs = as_tensor(X, device, dtype=torch.float64)
     try:
         wide = copy.deepcopy(backbone).to(device=device, dtype=torch.float64)
-        return compute_features(wide, inputs, _PREDICT_CHUNK)
+        return compute_features(wide, inputs)
     except (RuntimeError, TypeError):
         narrow = copy_to_device(backbone, device)
-        return compute_features(narrow, inputs.float(), _PREDICT_CHUNK).double()
+        return compute_features(narrow, inputs.float()).double()
 
 
 _PROBE_ROWS = 8
 
 
-class CFLORegressor(RegressorMixin, BaseEstimator):
+class CFLORegressor(RegressorMixin, BaseNetworkEstimator):
     """Neural network regressor with a closed-form ridge last layer.
 
     The network is ``y = head(backbone(x))``. Only the backbone is trained by
@@ -284,33 +274,20 @@ default='proximal'
     """
 
     _parameter_constraints = {
+        **BaseNetworkEstimator._parameter_constraints,
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "solver": [StrOptions({"adam", "sgd"})],
         "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "alphas": [None, "array-like"],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
         "head_update": [StrOptions(set(HEAD_UPDATES))],
         "proximal_lambda": [Interval(Real, 0, None, closed="left")],
         "forgetting_factor": [Interval(Real, 0, 1, closed="right")],
         "recompute_features": ["boolean"],
         "update_order": [StrOptions(set(UPDATE_ORDERS))],
         "head_update_interval": [Interval(Integral, 1, None, closed="left")],
-        "refit_head": ["boolean"],
-        "backbone": [None, HasMethods(["build_module"]), nn.Module, callable],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "learning_rate": [StrOptions(set(LEARNING_RATE_SCHEDULES))],
-        "power_t": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "backbone": BACKBONE_CONSTRAINT,
         "warm_start": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -388,13 +365,13 @@ default='proximal'
         self : CFLORegressor
             The fitted estimator.
         """
-        previous = dict(self.__dict__) if self.warm_start else {}
+        warm = self._warm_start_state()
         group = current_data_parallel()
         with rollback_on_failure(self):
             X, y = self._validated_training_data(X, y, reset=True)
             device, seed = self._device_and_seed(group, len(X))
-            backbone = self._initial_backbone(previous, seed, device)
-            train, validation = self._split_validation(len(X), seed)
+            backbone = self._initial_backbone(warm, seed, device)
+            train, validation = self._split_rows(len(X), seed)
             inputs = as_tensor(X[train], device)
             grid, width = _probe_backbone(backbone, inputs)
             Y = _target_layout(y, grid)
@@ -405,7 +382,7 @@ default='proximal'
                 backbone,
                 inputs,
                 targets,
-                self._head_update(order),
+                self._head_update(order, group),
                 options,
                 make_generator(seed),
                 validation=None
@@ -416,9 +393,9 @@ default='proximal'
                 ),
                 group=group,
             )
-            if "backbone_" in previous:
-                result.loss_curve[:0] = previous["loss_curve_"]
-                result.n_iter += previous["n_iter_"]
+            if warm is not None:
+                result.loss_curve[:0] = warm.loss_curve_
+                result.n_iter += warm.n_iter_
             self._store_result(result, y)
             self.update_order_ = order
         return self
@@ -435,6 +412,13 @@ default='proximal'
         call fixes the target scaling and, unless the estimator is already
         fitted, initialises the backbone; ``fit`` starts afresh.
 
+        As in ``MLPRegressor``, the controls that need the whole training run
+        do not apply to a stream: ``early_stopping`` and ``validation_fraction``
+        are ignored (every row of a chunk trains), and so are the
+        learning-rate schedules (``learning_rate``, ``power_t``): every chunk
+        trains at ``learning_rate_init``. ``max_iter`` does not apply either
+        (one epoch per call).
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -444,7 +428,7 @@ default='proximal'
         -------
         self : CFLORegressor
         """
-        first_call = "_stream" not in self.__dict__
+        first_call = not hasattr(self, "_stream_")
         with rollback_on_failure(self):
             if current_data_parallel() is not None:
                 raise ValueError(
@@ -457,54 +441,37 @@ default='proximal'
             device = resolve_device(self.device)
             inputs = as_tensor(X, device)
             options = self._training_options(len(X))
-            if first_call:
-                self._stream = self._start_stream(inputs, y, device, options)
-            backbone, state = self._stream
-            move_stream(backbone, state, device)
-            targets = as_tensor(_target_layout(y, state.grid), device, dtype=torch.float64)
-            saved = copy.deepcopy(backbone.state_dict())
-            n_coefficients = state.weights.shape[0]
-            order = self._update_order(min(options.batch_size, len(X)), state.grid, n_coefficients)
-            loss = train_chunk(
-                backbone,
-                state,
-                inputs,
-                targets,
-                self._head_update(order),
-                options,
-                self.forgetting_factor,
+            stream = self._start_stream(inputs, y, device, options) if first_call else self._stream_
+            stream.to(device)
+            targets = as_tensor(_target_layout(y, stream.grid), device, dtype=torch.float64)
+            batch_rows = min(options.batch_size, len(X))
+            order = self._update_order(batch_rows, stream.grid, stream.n_coefficients)
+            loss = stream.train_chunk(
+                inputs, targets, self._head_update(order), options, self.forgetting_factor
             )
             if loss is None:
-                backbone.load_state_dict(saved)
                 raise ValueError(
                     "Training diverged on this chunk (non-finite loss); the previous state "
                     "is kept. Lower learning_rate_init."
                 )
-            # On a GPU the stream keeps training its module: store a CPU copy.
-            fitted = backbone if device.type == "cpu" else copy.deepcopy(backbone)
-            self._store_stream(fitted, state, loss, y)
+            self._store_stream(stream, loss, y)
             self.update_order_ = order
         return self
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        stream = state.get("_stream")
-        if stream is not None and stream[1].weights.device.type != "cpu":
-            # A stream trained on a GPU is pickled from a CPU copy, so that the
-            # pickle loads without CUDA; partial_fit moves it back to its device.
-            backbone, stream_state = copy.deepcopy(stream)
-            move_stream(backbone, stream_state, torch.device("cpu"))
-            state["_stream"] = (backbone, stream_state)
-        return state
-
     def _is_fitted(self):
-        return "backbone_" in self.__dict__
+        return hasattr(self, "backbone_")
+
+    def _warm_start_state(self):
+        """With ``warm_start``, a copy of the fitted state a new fit continues from."""
+        if not (self.warm_start and self._is_fitted()):
+            return None
+        return copy.copy(self)
 
     def _device_and_seed(self, group, n_samples):
         """This process's device and seed; in a data-parallel group, the group's."""
-        seed = draw_seed(self.random_state)
         if group is None:
-            return resolve_device(self.device), seed
+            return super()._device_and_seed()
+        seed = draw_seed(self.random_state)
         batch_size = self._training_options(n_samples).batch_size
         if min(batch_size, n_samples) < group.world_size:
             raise ValueError(
@@ -515,8 +482,14 @@ default='proximal'
         device = group.device if self.device == "auto" else resolve_device(self.device)
         return device, group.broadcast_seed(seed)
 
+    def _split_rows(self, n_samples, seed):
+        """Training and validation row indices, sorted (all rows train without early stopping)."""
+        order = np.random.RandomState(seed).permutation(n_samples)
+        train, validation = self._split_validation(order, min_training=2)
+        return np.sort(train), None if validation is None else np.sort(validation)
+
     def _validated_training_data(self, X, y, reset):
-        n_features = self.__dict__.get("n_features_in_")
+        n_features = getattr(self, "n_features_in_", None)
         X, y = validate_data(
             self,
             X,
@@ -538,9 +511,9 @@ default='proximal'
             )
         return X, y
 
-    def _initial_backbone(self, previous, seed, device):
-        if "backbone_" in previous:
-            return copy.deepcopy(previous["backbone_"]).to(device)
+    def _initial_backbone(self, warm, seed, device):
+        if warm is not None:
+            return copy.deepcopy(warm.backbone_).to(device)
         return build_seeded_backbone(self._backbone_spec(), self.n_features_in_, seed, device)
 
     def _update_order(self, batch_size, grid, n_coefficients):
@@ -548,15 +521,15 @@ default='proximal'
         rows_per_batch = batch_size * int(np.prod(grid, dtype=int))
         return resolve_update_order(self.update_order, rows_per_batch, n_coefficients)
 
-    def _head_update(self, order):
+    def _head_update(self, order, group=None):
         return make_head_update(
             self.head_update,
-            self.alpha,
-            self.proximal_lambda,
-            self.forgetting_factor,
+            proximal_lambda=self.proximal_lambda,
+            forgetting_factor=self.forgetting_factor,
             recompute_features=self.recompute_features,
             interval=self.head_update_interval,
             head_first=order == "head_first",
+            reduce=None if group is None else group.reduce_statistics,
         )
 
     def _start_stream(self, inputs, y, device, options):
@@ -569,25 +542,22 @@ default='proximal'
             )
         grid, _ = _probe_backbone(backbone, inputs)
         targets = as_tensor(_target_layout(y, grid), device, dtype=torch.float64)
-        state = start_stream(backbone, inputs, targets, options, make_generator(seed))
-        state.grid = grid
-        return backbone, state
+        return Stream(backbone, inputs, targets, options, make_generator(seed), grid)
 
-    def _store_stream(self, backbone, state, loss, y):
-        weights, noise_variance, inverse_system = stream_head(state)
-        previous_curve = self.__dict__.get("loss_curve_", []) if state.n_chunks > 1 else []
+    def _store_stream(self, stream, loss, y):
+        weights, noise_variance, inverse_system = stream.head()
+        previous_curve = getattr(self, "loss_curve_", []) if stream.n_chunks > 1 else []
         result = TrainingResult(
-            backbone=backbone,
+            backbone=stream.fitted_backbone(),
             head_weights=weights,
             loss_curve=[*previous_curve, loss],
             n_iter=len(previous_curve) + 1,
-            alpha=float(state.alpha),
+            alpha=float(stream.alpha),
             noise_variance=noise_variance,
             inverse_system=inverse_system,
         )
-        stream = self._stream
         self._store_result(result, y)
-        self._stream = stream
+        self._stream_ = stream
 
     def predict(self, X, return_std=False):
         """Predict with the trained backbone and head.
@@ -609,12 +579,12 @@ default='proximal'
         y_std : ndarray of the same shape, float64
             Only with ``return_std=True``.
         """
-        X, device = prediction_input(self, X)
+        X, device = self._prediction_input(X)
         features = _prediction_features(self.backbone_, X, device)
         weights = torch.from_numpy(self._head_weights()).to(device)
         outputs = [apply_head(features, weights)]
         if return_std:
-            inverse_system = torch.from_numpy(self._inverse_system).to(device)
+            inverse_system = torch.from_numpy(self._inverse_system_).to(device)
             noise = torch.from_numpy(np.atleast_1d(self.noise_variance_)).to(device)
             rows = features.reshape(-1, features.shape[-1])
             outputs.append(predictive_std(rows, inverse_system, noise))
@@ -624,11 +594,6 @@ default='proximal'
             outputs = [o.ravel() for o in outputs]
         return tuple(outputs) if return_std else outputs[0]
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
-
     def _backbone_spec(self):
         if self.backbone is None:
             return MLPBackbone(self.hidden_layer_sizes, self.activation)
@@ -636,57 +601,32 @@ default='proximal'
 
     def _candidate_alphas(self):
         if self.alphas is None:
-            return TrainingOptions.alphas
+            return DEFAULT_ALPHAS
         candidates = np.asarray(self.alphas, dtype=float).ravel()
         if candidates.size == 0 or not np.all(np.isfinite(candidates)) or np.any(candidates < 0):
             raise ValueError(f"alphas must be non-negative finite numbers, got {self.alphas!r}.")
         return tuple(candidates.tolist())
 
-    def _split_validation(self, n_samples, seed):
-        """Training and validation row indices (all rows train without early stopping)."""
-        if not self.early_stopping:
-            return np.arange(n_samples), None
-        n_validation = int(np.ceil(self.validation_fraction * n_samples))
-        if n_validation < 2 or n_samples - n_validation < 2:
-            raise ValueError(
-                f"early_stopping with validation_fraction={self.validation_fraction} needs at "
-                f"least 2 training and 2 validation samples; got {n_samples} samples."
-            )
-        order = np.random.RandomState(seed).permutation(n_samples)
-        return np.sort(order[n_validation:]), np.sort(order[:n_validation])
-
     def _training_options(self, n_samples):
         batch_size = min(200, n_samples) if self.batch_size == "auto" else self.batch_size
-        return TrainingOptions(
-            solver=self.solver,
-            learning_rate=self.learning_rate_init,
-            momentum=self.momentum,
+        return CFLOOptions(
+            **self._shared_options(),
             batch_size=batch_size,
-            max_iter=self.max_iter,
             alpha=self.alpha,
             alphas=self._candidate_alphas(),
-            refit_head=self.refit_head,
-            learning_rate_schedule=self.learning_rate,
-            power_t=self.power_t,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            verbose=bool(self.verbose),
         )
 
     def _store_result(self, result, y):
-        warn_if_ended_early(result)
+        self._store_history(result)
         weights = result.head_weights.cpu().numpy()
-        self.__dict__.pop("_stream", None)  # a fit starts any later stream afresh
+        if hasattr(self, "_stream_"):
+            del self._stream_  # a fit starts any later stream afresh
         self.backbone_ = result.backbone.cpu().eval()
         self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
-        self.n_iter_ = result.n_iter
-        self.loss_curve_ = result.loss_curve
         self.best_loss_ = min(result.loss_curve, default=None)
-        self.validation_scores_ = result.validation_scores if self.early_stopping else None
-        self.best_validation_score_ = result.best_validation_score
         self.alpha_ = result.alpha
         self.noise_variance_ = result.noise_variance.cpu().numpy()
-        self._inverse_system = result.inverse_system.cpu().numpy()
+        self._inverse_system_ = result.inverse_system.cpu().numpy()
         self.coef_ = weights[:-1].T.copy()
         self.intercept_ = weights[-1].copy()
         if y.ndim == 1:

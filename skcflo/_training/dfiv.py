@@ -17,9 +17,8 @@ half; the heads are then solved on those batches, pulled toward their previous
 values when ``proximal_lambda > 0`` (the CFLO paper's proximal variant).
 """
 
-import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -32,14 +31,9 @@ from .._ridge.head import (
     solve_head,
     solve_proximal_batch,
 )
-from .cflo import (
-    Patience,
-    compute_features,
-    make_optimizer,
-    make_scheduler,
-    progress_bar,
-    step_scheduler,
-)
+from .data import PREDICT_CHUNK, compute_features
+from .loop import Checkpoint, EpochHistory, EpochLoss, TrainingOptions, run_epochs
+from .optim import make_optimizer
 
 
 @dataclass
@@ -74,35 +68,24 @@ class DFIVNetworks:
 
 
 @dataclass
-class DFIVOptions:
+class DFIVOptions(TrainingOptions):
+    """Settings of one DFIV training run: the shared ones and the two stages'."""
+
+    batch_size: int | None = None
     stage1_alpha: float = 0.1
     stage2_alpha: float = 0.1
-    max_iter: int = 100
     stage1_iter: int = 20
     covariate_iter: int = 20
     stage2_iter: int = 1
-    batch_size: int | None = None
     proximal_lambda: float = 0.0
-    solver: str = "adam"
-    learning_rate: float = 1e-3
-    refit_head: bool = True
-    learning_rate_schedule: str = "constant"
-    power_t: float = 0.5
-    tol: float = 1e-4
-    n_iter_no_change: int = 3
-    verbose: bool = False
 
 
 @dataclass
-class DFIVResult:
-    stage1_weights: torch.Tensor
-    stage2_weights: torch.Tensor
-    loss_curve: list = field(default_factory=list)
-    n_iter: int = 0
-    diverged: bool = False
-    interrupted: bool = False
-    validation_scores: list = field(default_factory=list)
-    best_validation_score: float | None = None
+class DFIVResult(EpochHistory):
+    """What DFIV training produced: the two heads (standardised outcome units)."""
+
+    stage1_weights: torch.Tensor | None = None
+    stage2_weights: torch.Tensor | None = None
 
 
 def _covariate_features(networks, sample):
@@ -115,85 +98,76 @@ def _mse(residual):
     return residual.pow(2).mean()
 
 
-class DFIVTrainer:
-    """Runs the DFIV schedule on two halves of the data."""
+def train_dfiv(networks, options, generator, first, second, validation=None):
+    """Train the three networks on the stage-1 half ``first`` and the stage-2 half ``second``.
 
-    def __init__(self, networks, options, generator):
+    Runs the shared epoch loop over :class:`DFIVSteps`. A non-finite loss
+    (divergence) or Ctrl-C ends training at the last completed epoch, whose
+    networks are restored; the result says which. With a ``validation``
+    sample, training stops once the held-out stage-2 loss (the IV criterion)
+    has not improved by ``tol`` for ``n_iter_no_change`` epochs, and the best
+    networks are restored. The heads are then solved exactly on the full
+    halves (unless ``refit_head=False`` and training ended normally, which
+    keeps the last running heads).
+
+    Returns
+    -------
+    DFIVResult
+    """
+    steps = DFIVSteps(networks, options, generator, first, second, validation)
+    history, _ = run_epochs(steps, options, validating=validation is not None)
+    heads = (steps.stage1_weights, steps.stage2_weights)
+    stopped_early = history.diverged or history.interrupted
+    if options.refit_head or stopped_early or any(head is None for head in heads):
+        heads = steps.refit()
+    stage1, stage2 = (head.detach() for head in heads)
+    return DFIVResult(**vars(history), stage1_weights=stage1, stage2_weights=stage2)
+
+
+class DFIVSteps:
+    """DFIV's epoch for the shared loop: the reference schedule over the two halves."""
+
+    loss_label = "stage-2 loss"
+
+    def __init__(self, networks, options, generator, first, second, validation=None):
         self.networks = networks
         self.options = options
         self.generator = generator
-        self.optimizers = {
+        self.first, self.second, self.validation = first, second, validation
+        self._optimizers = {
             name: make_optimizer(
-                list(module.parameters()), options.solver, options.learning_rate, 0.9
+                list(module.parameters()), options.solver, options.learning_rate, options.momentum
             )
-            for name, module in vars(networks).items()
-            if module is not None and any(p.requires_grad for p in module.parameters())
+            for name, module in self._modules().items()
+            if any(p.requires_grad for p in module.parameters())
         }
         self.stage1_weights = None
         self.stage2_weights = None
 
-    def fit(self, first, second, validation=None):
-        """Train on the stage-1 half ``first`` and the stage-2 half ``second``.
+    def _modules(self):
+        return {name: m for name, m in vars(self.networks).items() if m is not None}
 
-        A non-finite loss (divergence) or Ctrl-C ends training at the last
-        completed epoch, whose networks are restored; the result says which.
-        With a ``validation`` sample, training stops once the held-out stage-2
-        loss (the IV criterion) has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, and the best networks are restored.
-        """
-        result = DFIVResult(None, None)
-        last_good = self._snapshot()
-        patience = Patience(self.options.tol, self.options.n_iter_no_change)
-        schedulers = [make_scheduler(o, self.options) for o in self.optimizers.values()]
-        bar = progress_bar(self.options.max_iter, self.options.verbose)
-        try:
-            for epoch in range(self.options.max_iter):
-                losses = [self._step(a, b) for a, b in self._batch_pairs(first, second)]
-                loss = float(sum(losses) / len(losses))
-                if not math.isfinite(loss):
-                    result.diverged = True
-                    self._restore(last_good)
-                    break
-                result.loss_curve.append(loss)
-                result.n_iter = epoch + 1
-                last_good = self._snapshot()
-                for scheduler in schedulers:
-                    step_scheduler(scheduler, loss)
-                postfix = {"stage-2 loss": f"{loss:.4g}"}
-                if validation is not None:
-                    score = -self.held_out_stage2_loss(first, second, validation)
-                    result.validation_scores.append(score)
-                    postfix["val IV loss"] = f"{-score:.4g}"
-                    patience.update(score, last_good)
-                bar.set_postfix(postfix, refresh=False)
-                bar.update()
-                if validation is not None and patience.exhausted():
-                    break
-        except KeyboardInterrupt:
-            result.interrupted = True
-            self._restore(last_good)
-        finally:
-            bar.close()
-        if patience.best_state is not None and not (result.diverged or result.interrupted):
-            result.best_validation_score = patience.best_score
-            self._restore(patience.best_state)
-        heads = (self.stage1_weights, self.stage2_weights)
-        stopped_early = result.diverged or result.interrupted
-        if self.options.refit_head or stopped_early or any(head is None for head in heads):
-            heads = self.refit(first, second)
-        result.stage1_weights, result.stage2_weights = (head.detach() for head in heads)
-        return result
+    def optimizers(self):
+        return list(self._optimizers.values())
 
-    def _snapshot(self):
-        return {
-            name: copy.deepcopy(module.state_dict())
-            for name, module in vars(self.networks).items()
-            if module is not None
-        }
+    def run_epoch(self, epoch):
+        losses = [self._step(a, b) for a, b in self._batch_pairs(self.first, self.second)]
+        loss = float(sum(losses) / len(losses))
+        if not math.isfinite(loss):
+            return None
+        return EpochLoss(reported=loss, scheduled=loss)
 
-    def _restore(self, snapshot):
-        for name, state in snapshot.items():
-            getattr(self.networks, name).load_state_dict(state)
+    def checkpoint(self, epoch):
+        return Checkpoint(self._modules(), epoch)
+
+    def restore(self, checkpoint):
+        checkpoint.restore(self._modules())
+
+    def validation_score(self):
+        return -self.held_out_stage2_loss(self.validation)
+
+    def score_postfix(self, score):
+        return "val IV loss", f"{-score:.4g}"
 
     def _batch_pairs(self, first, second):
         size = self.options.batch_size
@@ -222,7 +196,7 @@ class DFIVTrainer:
         with torch.no_grad():
             nets.treatment.eval()
             target = nets.treatment(first.treatment)
-        optimizer = self.optimizers.get("instrument")
+        optimizer = self._optimizers.get("instrument")
         nets.instrument.train()
         for _ in range(self.options.stage1_iter if optimizer else 0):
             features = nets.instrument(first.instrument)
@@ -236,7 +210,7 @@ class DFIVTrainer:
     def _covariate_steps(self, first, second):
         nets = self.networks
         predicted = self._predicted_treatment(first, second).detach()
-        optimizer = self.optimizers.get("covariate")
+        optimizer = self._optimizers.get("covariate")
         nets.covariate.train()
         for _ in range(self.options.covariate_iter if optimizer else 0):
             design = stage2_design(predicted, nets.covariate(second.covariate).double())
@@ -257,7 +231,7 @@ class DFIVTrainer:
             if nets.covariate is not None:
                 nets.covariate.eval()
                 covariate2 = nets.covariate(second.covariate).double()
-        optimizer = self.optimizers.get("treatment")
+        optimizer = self._optimizers.get("treatment")
         nets.treatment.train()
         loss = None
         for _ in range(max(self.options.stage2_iter, 1)):
@@ -308,22 +282,22 @@ class DFIVTrainer:
         return solve_head(RidgeStatistics.from_batch(features, target), alpha)
 
     @torch.no_grad()
-    def held_out_stage2_loss(self, first, second, validation):
+    def held_out_stage2_loss(self, validation):
         """Stage-2 loss on held-out rows with exact heads of the current networks."""
-        stage1, stage2 = self.refit(first, second)
+        stage1, stage2 = self.refit()
         nets = self.networks
-        instrument = compute_features(nets.instrument, validation.instrument, 4096)
+        instrument = compute_features(nets.instrument, validation.instrument)
         covariate = None
         if nets.covariate is not None:
-            covariate = compute_features(nets.covariate, validation.covariate, 4096).double()
+            covariate = compute_features(nets.covariate, validation.covariate).double()
         design = stage2_design(predict_stage1(instrument, stage1), covariate)
         return float(_mse(apply_head(design, stage2) - validation.outcome))
 
     @torch.no_grad()
-    def refit(self, first, second):
+    def refit(self):
         """Exact stage-1 and stage-2 heads on the full halves, networks fixed."""
-        nets = self.networks
-        chunk = 4096
+        nets, first, second = self.networks, self.first, self.second
+        chunk = PREDICT_CHUNK
         instrument1 = compute_features(nets.instrument, first.instrument, chunk)
         treatment1 = compute_features(nets.treatment, first.treatment, chunk)
         stage1 = fit_stage1(instrument1, treatment1, self.options.stage1_alpha)

@@ -36,12 +36,17 @@ train the backbone against the current head. The solve costs O(B d^2) per batch,
 as much as a backbone layer of width d, so this is what brings the head's cost
 per epoch near end-to-end training for wide heads (``benchmarks/README.md``).
 
-In data-parallel training (:mod:`skcflo.distributed`) the loop sets a
-strategy's ``reduce`` to a function that sums ridge statistics over the
+In data-parallel training (:mod:`skcflo.distributed`) a per-batch strategy is
+built with ``reduce``, a function that sums ridge statistics over the
 processes, each of which holds a share of every batch.
 """
 
-from .._ridge.head import RidgeStatistics, solve_head, solve_proximal_batch
+import math
+
+import torch
+from torch import nn
+
+from .._ridge.head import RidgeStatistics, apply_head, solve_head, solve_proximal_batch
 
 HEAD_UPDATES = ("proximal", "accumulate", "full", "gradient")
 UPDATE_ORDERS = ("auto", "backbone_first", "head_first")
@@ -96,99 +101,144 @@ def resolve_update_order(update_order, rows_per_batch, n_coefficients):
     return "backbone_first"
 
 
-class _EveryKthBatch:
-    """Counts the mini-batches of a fit and says which ones update the head."""
+class HeadUpdate:
+    """How the head follows the backbone: the interface the training loop calls.
 
-    def __init__(self, recompute_features, interval, head_first):
+    A strategy is built with everything it needs (:func:`make_head_update`)
+    and then only answers the loop's calls; the loop never writes into it.
+    The penalty of the latest exact head is an argument of :meth:`update`,
+    since ``alpha='auto'`` may change it between epochs.
+    """
+
+    head_first = False
+    recompute_features = False
+    interval = 1
+
+    def begin(self, stats, exact_weights, generator):
+        """Start training from the exact head on the initial features.
+
+        ``stats`` are the ridge statistics the exact head ``exact_weights`` was
+        solved on. Returns the head to train with and a list of head
+        parameters the optimiser trains beside the backbone (empty for closed
+        forms).
+        """
+        return exact_weights, []
+
+    def begin_epoch(self, epoch, weights, refit):
+        """The head at the start of ``epoch``; ``refit()`` solves it exactly."""
+        return weights
+
+    def is_due(self, batch_number):
+        """Whether mini-batch ``batch_number`` (counted from 1 over the fit) updates the head."""
+        return False
+
+    def update(self, weights, features, targets, alpha):
+        """The head after one mini-batch of ``features`` and ``targets``."""
+        return weights
+
+    def predict(self, features, weights):
+        """Head outputs on ``features``; gradients reach the backbone only."""
+        return apply_head(features, weights)
+
+
+class _PerBatchUpdate(HeadUpdate):
+    """A closed-form update on every ``interval``-th mini-batch."""
+
+    def __init__(self, *, recompute_features=True, interval=1, head_first=False, reduce=None):
         self.recompute_features = recompute_features
         self.interval = interval
         self.head_first = head_first
-        self.reduce = None
-        self.batches_seen = 0
+        # Data-parallel: sums a share's ridge statistics over the processes.
+        self.reduce = reduce
 
-    def due(self):
-        """Whether the batch just trained on updates the head (every ``interval``-th)."""
-        self.batches_seen += 1
-        return self.batches_seen % self.interval == 0
+    def is_due(self, batch_number):
+        return batch_number % self.interval == 0
 
 
-class ProximalUpdate(_EveryKthBatch):
+class ProximalUpdate(_PerBatchUpdate):
     """Batch ridge fit regularised toward the previous head."""
 
-    def __init__(
-        self, alpha, proximal_lambda, *, recompute_features=True, interval=1, head_first=False
-    ):
-        super().__init__(recompute_features, interval, head_first)
-        self.alpha = alpha
+    def __init__(self, proximal_lambda, **batch_schedule):
+        super().__init__(**batch_schedule)
         self.proximal_lambda = proximal_lambda
 
-    def start(self, stats):
-        """Called with the statistics of the exact initial fit; nothing to keep."""
-
-    def update(self, weights, features, targets):
+    def update(self, weights, features, targets, alpha):
         if self.reduce is not None:
             # Data-parallel: this process holds a share of the batch; the sum of
             # every share's statistics is the batch's.
             stats = self.reduce(RidgeStatistics.from_batch(features, targets))
-            return solve_head(stats, self.alpha, self.proximal_lambda, previous=weights)
+            return solve_head(stats, alpha, self.proximal_lambda, previous=weights)
         # Woodbury in the batch's row space when the batch is narrower than the head.
-        return solve_proximal_batch(
-            features, targets, self.alpha, self.proximal_lambda, previous=weights
-        )
+        return solve_proximal_batch(features, targets, alpha, self.proximal_lambda, weights)
 
 
-class AccumulateUpdate(_EveryKthBatch):
+class AccumulateUpdate(_PerBatchUpdate):
     """Recursive least squares with exponential forgetting of old batches."""
 
-    def __init__(
-        self, alpha, forgetting_factor, *, recompute_features=True, interval=1, head_first=False
-    ):
-        super().__init__(recompute_features, interval, head_first)
-        self.alpha = alpha
+    def __init__(self, forgetting_factor, **batch_schedule):
+        super().__init__(**batch_schedule)
         self.forgetting_factor = forgetting_factor
         self.stats = None
 
-    def start(self, stats):
+    def begin(self, stats, exact_weights, generator):
         self.stats = stats
+        return exact_weights, []
 
-    def update(self, weights, features, targets):
+    def update(self, weights, features, targets, alpha):
         batch = RidgeStatistics.from_batch(features, targets)
         if self.reduce is not None:
             batch = self.reduce(batch)
         self.stats = self.stats.discounted(self.forgetting_factor) + batch
-        return solve_head(self.stats, self.alpha)
+        return solve_head(self.stats, alpha)
 
 
-class FixedWithinEpoch:
-    """Head refitted exactly once per epoch (by the loop); batches leave it alone."""
+class FullRefit(HeadUpdate):
+    """Head refitted exactly at the start of every epoch; batches leave it alone."""
 
-    recompute_features = False
-    head_first = False
-    reduce = None
-
-    def start(self, stats):
-        """The loop does the per-epoch refit."""
-
-    def due(self):
-        """Never: the head stays fixed within the epoch."""
-        return False
-
-    def update(self, weights, features, targets):
-        return weights
+    def begin_epoch(self, epoch, weights, refit):
+        # The first epoch starts from the exact initial head already.
+        return refit() if epoch > 0 else weights
 
 
-def make_head_update(name, alpha, proximal_lambda, forgetting_factor, **batch_schedule):
-    """The strategy object for ``name``; ``None`` for the gradient-trained head.
+class GradientUpdate(HeadUpdate):
+    """No closed form: the head is a layer trained by the optimiser (the baseline)."""
 
-    ``batch_schedule``: ``recompute_features``, ``interval`` and ``head_first`` of
-    the per-batch strategies (see the module docstring).
+    def begin(self, stats, exact_weights, generator):
+        # The exact head only chose the final refit's penalty; training starts
+        # from an ``nn.Linear``-style random head instead.
+        n_outputs = stats.cross.shape[1]
+        weights = initial_gradient_head(
+            stats.gram.shape[0] - 1, n_outputs, generator, stats.gram.device
+        )
+        return weights, [weights]
+
+    def predict(self, features, weights):
+        # Unlike apply_head, the gradient reaches the head too.
+        return features @ weights[:-1] + weights[-1]
+
+
+def initial_gradient_head(n_features, n_outputs, generator, device):
+    """``nn.Linear``-style uniform initialisation for the gradient-trained head."""
+    bound = 1.0 / math.sqrt(max(n_features, 1))
+    weights = (torch.rand(n_features + 1, n_outputs, generator=generator) * 2 - 1) * bound
+    return nn.Parameter(weights.to(device))
+
+
+def make_head_update(
+    name, *, proximal_lambda=0.1, forgetting_factor=0.99, reduce=None, **batch_schedule
+):
+    """The strategy for ``name`` in :data:`HEAD_UPDATES`.
+
+    ``batch_schedule``: ``recompute_features``, ``interval`` and ``head_first``
+    of the per-batch strategies (see the module docstring); ``reduce`` sums
+    ridge statistics over the processes of a data-parallel fit.
     """
     if name == "proximal":
-        return ProximalUpdate(alpha, proximal_lambda, **batch_schedule)
+        return ProximalUpdate(proximal_lambda, reduce=reduce, **batch_schedule)
     if name == "accumulate":
-        return AccumulateUpdate(alpha, forgetting_factor, **batch_schedule)
+        return AccumulateUpdate(forgetting_factor, reduce=reduce, **batch_schedule)
     if name == "full":
-        return FixedWithinEpoch()
+        return FullRefit()
     if name == "gradient":
-        return None
+        return GradientUpdate()
     raise ValueError(f"head_update must be one of {HEAD_UPDATES}, got {name!r}.")

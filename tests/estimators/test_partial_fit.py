@@ -78,7 +78,7 @@ def test_partial_fit_continues_a_fitted_model_and_fit_starts_afresh(friedman):
     assert model.n_iter_ == 1
     assert model.loss_curve_[0] < 2 * fitted_loss  # started from the trained backbone
     model.fit(X, y)
-    assert "_stream" not in model.__dict__ and model.n_iter_ == 3
+    assert not hasattr(model, "_stream_") and model.n_iter_ == 3
 
 
 def test_warm_start_continues_from_the_previous_backbone(friedman):
@@ -100,25 +100,22 @@ def test_warm_start_refuses_a_different_number_of_features(friedman):
 
 
 def _tensors_of_stream(model):
-    backbone, state = model._stream
-    tensors = list(backbone.parameters()) + [state.scaler.mean, state.scaler.scale]
+    state = model._stream_
+    tensors = list(state.backbone.parameters()) + [state.scaler.mean, state.scaler.scale]
     tensors += [state.stats.gram, state.stats.cross, state.stats.target_sq, state.weights]
     for parameter_state in state.optimizer.state.values():
         tensors += [v for k, v in parameter_state.items() if torch.is_tensor(v) and k != "step"]
     return tensors
 
 
-def test_move_stream_moves_every_tensor_the_stream_trains_with(friedman):
+def test_stream_to_moves_every_tensor_the_stream_trains_with(friedman):
     # The GPU path (a pickle from a CPU copy, partial_fit back on the device)
-    # relies on move_stream missing nothing; the 'meta' device shows any tensor
+    # relies on Stream.to missing nothing; the 'meta' device shows any tensor
     # left behind without needing a GPU.
-    from skcflo._training.stream import move_stream
-
     X, y, _, _ = friedman
     model = CFLORegressor(hidden_layer_sizes=(8,), random_state=0, device="cpu")
     model.partial_fit(X[:100], y[:100])
-    backbone, state = model._stream
-    move_stream(backbone, state, torch.device("meta"))
+    model._stream_.to(torch.device("meta"))
     assert {t.device.type for t in _tensors_of_stream(model)} == {"meta"}
 
 

@@ -9,7 +9,8 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from skcflo import CFLORegressor
-from skcflo._training.cflo import TrainingOptions, make_scheduler
+from skcflo._training.loop import TrainingOptions
+from skcflo._training.optim import make_scheduler
 from tests.helpers import InterruptedNet
 
 SMALL = {"hidden_layer_sizes": (16,), "random_state": 0, "device": "cpu"}

@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 from skcflo import CFLORegressor, MLPBackbone
 from skcflo._estimators.glue import draw_seed
 from skcflo._ridge.head import RidgeStatistics, select_alpha
-from skcflo._training.cflo import TrainingOptions
+from skcflo._training.cflo import DEFAULT_ALPHAS
 
 
 def _friedman(n_samples, noise, seed):
@@ -62,13 +62,13 @@ def test_alpha_auto_picks_the_gcv_minimiser_on_the_final_features():
     X, y = _friedman(400, 1.0, 0)
     model = CFLORegressor(hidden_layer_sizes=(16,), alpha="auto", max_iter=5, random_state=0)
     model.fit(StandardScaler().fit_transform(X), y)
-    assert model.alpha_ in TrainingOptions.alphas
+    assert model.alpha_ in DEFAULT_ALPHAS
     with torch.no_grad():
         features = model.backbone_(
             torch.as_tensor(StandardScaler().fit_transform(X), dtype=torch.float32)
         )
     targets = torch.as_tensor((y - y.mean()) / y.std()).reshape(-1, 1)
-    best, _ = select_alpha(RidgeStatistics.from_batch(features, targets), TrainingOptions.alphas)
+    best, _ = select_alpha(RidgeStatistics.from_batch(features, targets), DEFAULT_ALPHAS)
     assert model.alpha_ == best
 
 
@@ -89,7 +89,7 @@ class _ValidationReference:
             max_iter=5,
             random_state=0,
         ).fit(X, Y)
-        self.train, self.validation = self.model._split_validation(len(X), draw_seed(0))
+        self.train, self.validation = self.model._split_rows(len(X), draw_seed(0))
         with torch.no_grad():
             inputs = torch.as_tensor(X, dtype=torch.float32)
             self.features = self.model.backbone_(inputs).double().numpy()

@@ -390,12 +390,11 @@ def _one_step(order, backbone, inputs, targets, previous, lr):
     """One full-batch epoch of the loop with plain SGD; the head and the new weights."""
     net = copy.deepcopy(backbone)
     strategy = make_head_update(
-        "proximal", 0.1, 0.5, 0.99, recompute_features=False, head_first=order == "head_first"
+        "proximal", proximal_lambda=0.5, recompute_features=False, head_first=order == "head_first"
     )
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-    head, _ = training._run_epoch(
-        net, inputs, targets, previous, strategy, optimizer, len(inputs), make_generator(0)
-    )
+    trainer = training.MinibatchTrainer(net, strategy, optimizer, len(inputs), make_generator(0))
+    head, _ = trainer.run(inputs, targets, previous, alpha=0.1)
     return head, [p.detach() for p in net.parameters()]
 
 

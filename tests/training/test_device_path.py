@@ -30,20 +30,14 @@ def _mlp(n_inputs, width):
 
 
 def _strategy(head, order, interval, width):
-    strategy = make_head_update(
+    return make_head_update(
         head,
-        alpha=0.1,
         proximal_lambda=0.1,
         forgetting_factor=0.99,
         recompute_features=True,
         interval=interval,
         head_first=order == "head_first",
     )
-    if head == "accumulate":
-        features = torch.empty(10, width, device=META)
-        targets = torch.empty(10, N_OUTPUTS, device=META)
-        strategy.start(RidgeStatistics.from_batch(features, targets))
-    return strategy
 
 
 def _epoch_on_meta(monkeypatch, backbone, input_shape, target_shape, width, head_update, batch):
@@ -52,13 +46,12 @@ def _epoch_on_meta(monkeypatch, backbone, input_shape, target_shape, width, head
     inputs = torch.empty(*input_shape, device=META)
     targets = torch.empty(*target_shape, device=META)
     generator = torch.Generator().manual_seed(0)
-    if head_update is None:
-        weights = training._initial_gradient_head(width, N_OUTPUTS, generator, META)
-        parameters = [*backbone.parameters(), weights]
-    else:
-        weights = torch.empty(width + 1, N_OUTPUTS, dtype=torch.float64, device=META)
-        parameters = list(backbone.parameters())
-    optimizer = torch.optim.Adam(parameters, lr=1e-3)
+    stats = RidgeStatistics.from_batch(
+        torch.empty(10, width, device=META), torch.empty(10, N_OUTPUTS, device=META)
+    )
+    exact = torch.empty(width + 1, N_OUTPUTS, dtype=torch.float64, device=META)
+    weights, head_parameters = head_update.begin(stats, exact, generator)
+    optimizer = torch.optim.Adam([*backbone.parameters(), *head_parameters], lr=1e-3)
     reached = {}
 
     def read_back(squared_error_sum, n_rows, weights, replicas):
@@ -66,9 +59,11 @@ def _epoch_on_meta(monkeypatch, backbone, input_shape, target_shape, width, head
         return weights, torch.zeros(N_OUTPUTS, dtype=torch.float64)
 
     monkeypatch.setattr(training, "_epoch_error", read_back)
-    training._run_epoch(
-        backbone, inputs, targets, weights, head_update, optimizer, batch, generator
+    trainer = training.MinibatchTrainer(
+        backbone, head_update, optimizer, batch, generator, head_parameters
     )
+    trainer.run(inputs, targets, weights, alpha=0.1)
+    reached["batches"] = trainer.batches_seen
     return reached
 
 
@@ -113,8 +108,7 @@ def test_tabular_batches_run_without_reading_the_device(
     assert reached["weights"].shape == (width + 1, N_OUTPUTS)
     assert reached["errors"].device == META
     assert reached["n_rows"] == n_samples
-    if head in ("proximal", "accumulate"):
-        assert strategy.batches_seen == 10
+    assert reached["batches"] == 10
 
 
 @pytest.mark.parametrize("order", ["backbone_first", "head_first"])
@@ -140,4 +134,4 @@ def test_operator_batches_run_without_reading_the_device(monkeypatch, order, dim
     assert reached["weights"].shape == (width + 1, N_OUTPUTS)
     # Every grid position of every sample is a row of the ridge problem.
     assert reached["n_rows"] == n_samples * n_points
-    assert strategy.batches_seen == 3
+    assert reached["batches"] == 3

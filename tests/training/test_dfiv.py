@@ -15,7 +15,7 @@ from skcflo._ridge.dfiv_stages import (
     structural_prediction,
 )
 from skcflo._ridge.head import apply_head
-from skcflo._training.dfiv import DFIVNetworks, DFIVOptions, DFIVSample, DFIVTrainer
+from skcflo._training.dfiv import DFIVNetworks, DFIVOptions, DFIVSample, DFIVSteps
 
 RTOL = 1e-8
 
@@ -148,7 +148,7 @@ def _stage2_problem(seed=0, n1=8, n2=9, d_z=2, d_t=2, d_c=2):
 
 
 def _stage2_loss(phi1, p, weights, alpha1=0.1):
-    """The stage-2 loss of ``DFIVTrainer._treatment_steps`` with the stage-2 head fixed."""
+    """The stage-2 loss of ``DFIVSteps._treatment_steps`` with the stage-2 head fixed."""
     stage1 = fit_stage1(p["psi1"], phi1, alpha1)
     design = stage2_design(predict_stage1(p["psi2"], stage1), p["chi2"])
     return (apply_head(design, weights) - p["y2"]).pow(2).mean()
@@ -189,7 +189,7 @@ def test_stage1_envelope_detached_head_gradient_equals_in_graph_gradient(alpha):
     rng = np.random.default_rng(3)
     psi0, phi = _t(rng.normal(size=(10, 3))), _t(rng.normal(size=(10, 2)))
 
-    # As in DFIVTrainer._instrument_steps: V solved on detached features, held fixed.
+    # As in DFIVSteps._instrument_steps: V solved on detached features, held fixed.
     psi = psi0.clone().requires_grad_(True)
     weights = fit_stage1(psi.detach(), phi, alpha)
     (apply_head(psi, weights) - phi).pow(2).mean().backward()
@@ -237,7 +237,8 @@ def _tiny_trainer(stage1_iter=0, stage2_iter=0, lr=0.05, seed=0):
         return DFIVSample(_t(x), _t(z), None, _t(np.sin(x) + 0.1 * rng.normal(size=(n, 1))))
 
     generator = torch.Generator().manual_seed(seed)
-    return DFIVTrainer(networks, options, generator), half(12), half(13)
+    first, second = half(12), half(13)
+    return DFIVSteps(networks, options, generator, first, second), first, second
 
 
 def _params(module):
