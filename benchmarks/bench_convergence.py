@@ -109,7 +109,7 @@ from _provenance import print_provenance  # noqa: E402
 
 import skcflo._training.cflo as training  # noqa: E402
 from skcflo import CFLORegressor, FNOBackbone1d, FNOBackbone2d  # noqa: E402
-from skcflo._estimators.regressor import _prediction_features  # noqa: E402
+from skcflo._estimators.cflo import _prediction_features  # noqa: E402
 from skcflo._ridge.head import apply_head  # noqa: E402
 from skcflo.datasets import make_burgers, make_darcy, relative_l2_error  # noqa: E402
 

@@ -16,6 +16,7 @@ from .._training.data import TargetScaler, check_features, compute_features
 from .._training.dfiv import DFIVNetworks, DFIVOptions, DFIVSample, train_dfiv
 from ..distributed import current_data_parallel
 from .base import BACKBONE_CONSTRAINT, BaseNetworkEstimator
+from .docs import fill_shared_docs
 from .glue import (
     as_tensor,
     build_seeded_backbone,
@@ -30,6 +31,7 @@ DEFAULT_INSTRUMENT_BACKBONE = MLPBackbone(hidden_layer_sizes=(128, 64, 32))
 DEFAULT_COVARIATE_BACKBONE = MLPBackbone(hidden_layer_sizes=(128, 32, 16))
 
 
+@fill_shared_docs
 class DFIVRegressor(RegressorMixin, BaseNetworkEstimator):
     """Deep-feature instrumental-variable regression (DFIV) with closed-form heads.
 
@@ -82,13 +84,13 @@ None, spec, nn.Module or callable, default=None
         Optimiser of the three networks.
     learning_rate : {'constant', 'cosine', 'step', 'invscaling', 'adaptive'}, \
 default='constant'
-        Per-epoch learning-rate schedule, as in :class:`CFLORegressor`.
+        $learning_rate
     learning_rate_init : float, default=1e-2
         Learning rate of the three networks' optimiser.
     power_t : float, default=0.5
-        Exponent of the 'invscaling' schedule.
+        $power_t
     momentum : float, default=0.9
-        Momentum of the 'sgd' solver.
+        $momentum
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows, compute the held-out
         stage-2 loss (the IV criterion, not the outcome MSE) after every
@@ -101,6 +103,7 @@ default='constant'
     tol : float, default=1e-4
         Least improvement of the held-out loss that counts.
     device : str or torch.device, default='auto'
+        $device
     random_state : int, RandomState instance or None, default=None
         Seeds the sample split, network initialisation and batch order.
     verbose : bool, default=False

@@ -283,7 +283,7 @@ def test_predict_before_fit_raises_not_fitted(data):
     ids=lambda value: repr(value) if isinstance(value, dict) else None,
 )
 def test_invalid_parameter_raises_value_error_naming_it(params, match, data, monkeypatch):
-    monkeypatch.setattr("skcflo._estimators.regressor.train_cflo", _training_must_not_start)
+    monkeypatch.setattr("skcflo._estimators.cflo.train_cflo", _training_must_not_start)
     with pytest.raises(ValueError, match=match):
         small(**params).fit(*data)
 
@@ -295,7 +295,7 @@ def _training_must_not_start(*args, **kwargs):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", torch.device("cuda")])
 def test_cuda_device_without_cuda_raises_in_fit(device, data, monkeypatch):
-    monkeypatch.setattr("skcflo._estimators.regressor.train_cflo", _training_must_not_start)
+    monkeypatch.setattr("skcflo._estimators.cflo.train_cflo", _training_must_not_start)
     with pytest.raises(ValueError, match="CUDA is not available"):
         small(device=device).fit(*data)
 
