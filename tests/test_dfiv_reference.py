@@ -1,0 +1,279 @@
+"""DFIVRegressor and IVLossScorer against independent computations.
+
+Every expected value here is computed from the fitted networks (run as plain torch modules) with
+numpy, scikit-learn's Ridge or a hand formula, through the public API only: a safety net for the
+refactor of the package internals.
+
+Notation (method.md, DFIV): treatment features phi(X_t), instrument features psi(Z, O) (the
+instruments and the covariates side by side), covariate features chi(O), aug(A) = [A, 1].
+"""
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from sklearn.linear_model import Ridge
+from sklearn.utils import check_random_state
+
+from skcflo import DFIVRegressor, MLPBackbone
+from skcflo.datasets import make_demand
+
+NET = MLPBackbone(hidden_layer_sizes=(8,))
+FAST = {
+    "treatment_backbone": NET,
+    "instrument_backbone": NET,
+    "covariate_backbone": NET,
+    "max_iter": 2,
+    "stage1_iter": 2,
+    "covariate_iter": 2,
+    "stage2_iter": 1,
+    # Two different penalties, so that a stage solved with the other stage's penalty shows.
+    "stage1_alpha": 0.05,
+    "stage2_alpha": 0.2,
+    "device": "cpu",
+    "random_state": 0,
+}
+# The hand computations run the same float32 networks on the same rows and solve in float64:
+# they agreed with the estimator to 1e-14. 1e-6 leaves room for float32 feature passes over
+# other chunks of rows and still catches a penalty of alpha * (n - 1) instead of alpha * n.
+RTOL = 1e-6
+
+
+# -- hand computations -------------------------------------------------------------------------
+
+
+def _run(module, columns):
+    """Features of a fitted network, in evaluation mode, as float64."""
+    module.eval()
+    with torch.no_grad():
+        inputs = torch.from_numpy(np.ascontiguousarray(columns, dtype=np.float32))
+        return module(inputs).double().numpy()
+
+
+def _aug(features):
+    return np.hstack([features, np.ones((len(features), 1))])
+
+
+def _design(treatment, covariate):
+    """Stage-2 design: row-wise aug(t) (x) aug(c) without its constant column, or t alone."""
+    if covariate is None:
+        return treatment
+    t, c = _aug(treatment), _aug(covariate)
+    columns = [t[:, i] * c[:, j] for i in range(t.shape[1]) for j in range(c.shape[1])]
+    return np.column_stack(columns[:-1])
+
+
+def _treatment_features(model, X):
+    return _run(model.treatment_backbone_, X[:, ~model.covariate_mask_])
+
+
+def _covariate_features(model, X):
+    if not model.covariate_mask_.any():
+        assert model.covariate_backbone_ is None
+        return None
+    return _run(model.covariate_backbone_, X[:, model.covariate_mask_])
+
+
+def _instrument_features(model, X, Z):
+    """psi of the instruments and the covariates side by side (X's treatment without Z)."""
+    mask = model.covariate_mask_
+    instruments = X[:, ~mask] if Z is None else Z
+    return _run(model.instrument_backbone_, np.hstack([instruments, X[:, mask]]))
+
+
+def _affine(features, weights):
+    """aug(features) @ W: the last row of W is the intercept."""
+    return features @ weights[:-1] + weights[-1]
+
+
+def _hand_prediction(model, X):
+    """h(x, o) = aug(phi(x)) (x) aug(chi(o)) . u, as (n, n_outputs)."""
+    design = _design(_treatment_features(model, X), _covariate_features(model, X))
+    return _affine(design, model.stage2_weights_)
+
+
+def _hand_stage1_loss(model, X, Z):
+    predicted = _affine(_instrument_features(model, X, Z), model.stage1_weights_)
+    return np.mean((predicted - _treatment_features(model, X)) ** 2)
+
+
+def _hand_stage2_loss(model, X, y, Z):
+    predicted = _affine(_instrument_features(model, X, Z), model.stage1_weights_)
+    outcome = _affine(_design(predicted, _covariate_features(model, X)), model.stage2_weights_)
+    return np.mean((y.reshape(outcome.shape) - outcome) ** 2)
+
+
+def _stacked(ridge):
+    """sklearn Ridge coefficients in skcflo's layout: (d + 1, k), intercept last."""
+    intercept = np.atleast_1d(ridge.intercept_)
+    return np.vstack([ridge.coef_.reshape(len(intercept), -1).T, intercept])
+
+
+def _seed(params):
+    # DFIVRegressor.fit draws one torch seed from random_state as scikit-learn does.
+    return int(check_random_state(params["random_state"]).randint(2**31 - 1))
+
+
+def _permutation(n_samples, params):
+    generator = torch.Generator().manual_seed(_seed(params))
+    return torch.randperm(n_samples, generator=generator).numpy()
+
+
+def _split_rows(n_samples, params):
+    """Rows of the stage-1 half, the stage-2 half and the validation set of a fit.
+
+    The split is internal: this re-implements DFIVRegressor's seeding (one seed drawn from
+    random_state, then torch.randperm with a torch.Generator seeded with it; validation rows
+    first, then round(split_ratio * rest) stage-1 rows). It pins the split, which is behaviour
+    the refactor must keep (same seed, same model).
+    """
+    order = _permutation(n_samples, params)
+    validation = order[:0]
+    if params.get("early_stopping", False):
+        n_validation = int(np.ceil(params.get("validation_fraction", 0.1) * n_samples))
+        validation, order = order[:n_validation], order[n_validation:]
+    n_first = round(params.get("split_ratio", 0.5) * len(order))
+    return order[:n_first], order[n_first:], validation
+
+
+def _ridge_heads(model, X, y, Z, first, second):
+    """Both stages by sklearn Ridge (per-sample penalty alpha * n, free intercept), raw units.
+
+    The code solves stage 2 on the standardised outcome and converts the weights back; ridge
+    with a free intercept commutes with that affine map, so raw-unit Ridge must agree.
+    """
+    Z1 = None if Z is None else Z[first]
+    Z2 = None if Z is None else Z[second]
+    psi1 = _instrument_features(model, X[first], Z1)
+    stage1 = Ridge(alpha=model.stage1_alpha * len(first)).fit(
+        psi1, _treatment_features(model, X[first])
+    )
+    predicted2 = stage1.predict(_instrument_features(model, X[second], Z2))
+    design2 = _design(predicted2, _covariate_features(model, X[second]))
+    y2 = y.reshape(len(y), -1)[second]
+    stage2 = Ridge(alpha=model.stage2_alpha * len(second)).fit(design2, y2)
+    return _stacked(stage1), _stacked(stage2)
+
+
+# -- fitted configurations ---------------------------------------------------------------------
+
+
+def _two_outputs(data):
+    return np.column_stack([data.y, 0.1 * data.structural + data.X[:, 1]])
+
+
+# name: (make_demand arguments, covariates, two outputs, pass Z, extra parameters)
+CASES = {
+    "covariates": ({"n_samples": 300, "random_state": 0}, [1, 2], False, True, {}),
+    # 0.3 * 243 = 72.9: round and floor disagree on the size of the stage-1 half.
+    "no_covariates_split_0.3": (
+        {"n_samples": 243, "random_state": 1},
+        None,
+        False,
+        True,
+        {"split_ratio": 0.3},
+    ),
+    "two_outputs_without_z": ({"n_samples": 300, "random_state": 2}, [1, 2], True, False, {}),
+    "mini_batch_refit": (
+        {"n_samples": 300, "random_state": 3},
+        [1, 2],
+        False,
+        True,
+        {"batch_size": 40, "proximal_lambda": 1.0},
+    ),
+}
+
+
+def _data(make_args, two_outputs, with_z):
+    data = make_demand(rho=0.5, **make_args)
+    y = _two_outputs(data) if two_outputs else data.y
+    return data.X, y, data.Z if with_z else None
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request):
+    make_args, covariates, two_outputs, with_z, extra = CASES[request.param]
+    X, y, Z = _data(make_args, two_outputs, with_z)
+    params = {**FAST, **extra}
+    model = DFIVRegressor(covariates, **params).fit(X, y, Z=Z)
+    fresh_args = {**make_args, "n_samples": 120, "random_state": 100 + make_args["random_state"]}
+    return {
+        "model": model,
+        "params": params,
+        "train": (X, y, Z),
+        "fresh": _data(fresh_args, two_outputs, with_z),
+        "two_outputs": two_outputs,
+    }
+
+
+# -- predict -----------------------------------------------------------------------------------
+
+
+def test_predict_equals_stage2_weights_on_outer_product_of_network_features(case):
+    model = case["model"]
+    X = case["fresh"][0]
+    expected = _hand_prediction(model, X)
+    predictions = model.predict(X)
+    if case["two_outputs"]:
+        assert predictions.shape == expected.shape == (len(X), 2)
+    else:
+        assert predictions.shape == (len(X),)
+        expected = expected.ravel()
+    assert_allclose(predictions, expected, rtol=RTOL, atol=RTOL * np.abs(expected).max())
+
+
+# -- iv_loss -----------------------------------------------------------------------------------
+
+
+def test_iv_loss_stage1_is_mse_of_treatment_features_against_instrument_prediction(case):
+    model = case["model"]
+    X, y, Z = case["fresh"]
+    assert_allclose(model.iv_loss(X, y, Z, stage=1), _hand_stage1_loss(model, X, Z), rtol=RTOL)
+
+
+def test_iv_loss_stage2_is_mse_of_outcome_against_prediction_from_instruments(case):
+    model = case["model"]
+    X, y, Z = case["fresh"]
+    expected = _hand_stage2_loss(model, X, y, Z)
+    assert_allclose(model.iv_loss(X, y, Z, stage=2), expected, rtol=RTOL)
+    assert_allclose(model.iv_loss(X, y, Z), expected, rtol=RTOL)
+
+
+# -- stage weights and the split ---------------------------------------------------------------
+
+
+def test_refitted_stage_weights_equal_sklearn_ridge_on_the_two_halves(case):
+    model, params = case["model"], case["params"]
+    X, y, Z = case["train"]
+    first, second, _ = _split_rows(len(X), params)
+    stage1, stage2 = _ridge_heads(model, X, y, Z, first, second)
+    assert model.stage1_weights_.shape == stage1.shape
+    assert model.stage2_weights_.shape == stage2.shape
+    assert_allclose(model.stage1_weights_, stage1, rtol=RTOL, atol=RTOL * np.abs(stage1).max())
+    assert_allclose(model.stage2_weights_, stage2, rtol=RTOL, atol=RTOL * np.abs(stage2).max())
+
+
+@pytest.mark.parametrize("case", ["no_covariates_split_0.3"], indirect=True)
+def test_split_ratio_gives_the_stage1_half_round_split_ratio_times_n_rows(case):
+    model, params = case["model"], case["params"]
+    X, y, Z = case["train"]
+    ratio, order = params["split_ratio"], _permutation(len(X), params)
+    n_first = round(ratio * len(X))
+    assert n_first != int(ratio * len(X))  # this case tells round from floor
+    stage1, _ = _ridge_heads(model, X, y, Z, order[:n_first], order[n_first:])
+    assert_allclose(model.stage1_weights_, stage1, rtol=RTOL, atol=RTOL * np.abs(stage1).max())
+    # One row fewer in the stage-1 half gives other weights: the match pins those rows.
+    fewer, _ = _ridge_heads(model, X, y, Z, order[: n_first - 1], order[n_first - 1 :])
+    assert not np.allclose(model.stage1_weights_, fewer, rtol=100 * RTOL)
+
+
+# -- score -------------------------------------------------------------------------------------
+
+
+def test_score_is_r2_of_the_structural_prediction(case):
+    model = case["model"]
+    X, y, _ = case["fresh"]
+    y = y.reshape(len(y), -1)
+    residual = ((y - _hand_prediction(model, X)) ** 2).sum(axis=0)
+    total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    assert_allclose(model.score(X, case["fresh"][1]), np.mean(1.0 - residual / total), rtol=RTOL)
