@@ -10,12 +10,14 @@ instruments and the covariates side by side), covariate features chi(O), aug(A) 
 
 import numpy as np
 import pytest
+import sklearn
 import torch
 from numpy.testing import assert_allclose
 from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold, cross_validate
 from sklearn.utils import check_random_state
 
-from skcflo import DFIVRegressor, MLPBackbone
+from skcflo import DFIVRegressor, IVLossScorer, MLPBackbone
 from skcflo.datasets import make_demand
 
 NET = MLPBackbone(hidden_layer_sizes=(8,))
@@ -277,3 +279,31 @@ def test_score_is_r2_of_the_structural_prediction(case):
     residual = ((y - _hand_prediction(model, X)) ** 2).sum(axis=0)
     total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
     assert_allclose(model.score(X, case["fresh"][1]), np.mean(1.0 - residual / total), rtol=RTOL)
+
+
+# -- IVLossScorer ------------------------------------------------------------------------------
+
+
+def test_iv_loss_scorer_stage1_scores_minus_stage1_loss_of_each_held_out_fold():
+    data = make_demand(n_samples=200, rho=0.5, random_state=6)
+    X, y, Z = data.X, data.y, data.Z
+    with sklearn.config_context(enable_metadata_routing=True):
+        result = cross_validate(
+            DFIVRegressor([1, 2], **FAST).set_fit_request(Z=True),
+            X,
+            y,
+            params={"Z": Z},
+            scoring=IVLossScorer(stage=1),
+            cv=KFold(2),
+            return_estimator=True,
+            return_indices=True,
+            error_score="raise",
+        )
+    folds = zip(result["estimator"], result["indices"]["test"], result["test_score"], strict=True)
+    for model, test, score in folds:
+        expected = _hand_stage1_loss(model, X[test], Z[test])
+        assert_allclose(score, -expected, rtol=RTOL)
+        # The stage-2 loss is another number: the scorer's stage is not ignored.
+        assert not np.isclose(expected, _hand_stage2_loss(model, X[test], y[test], Z[test]))
+    with pytest.raises(ValueError, match="instruments Z"):
+        IVLossScorer(stage=1)(result["estimator"][0], X, y)
