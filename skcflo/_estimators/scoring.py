@@ -31,7 +31,19 @@ class IVLossScorer:
     ...         DFIVRegressor([1, 2], max_iter=1, random_state=0).set_fit_request(Z=True),
     ...         {"stage2_alpha": [0.01, 0.1]}, scoring=IVLossScorer(), cv=2,
     ...     ).fit(data.X, data.y, Z=data.Z)
-    >>> search.best_params_["stage2_alpha"] in (0.01, 0.1)
+
+    Each fold's score is minus the stage-2 loss of the held-out rows, for a model
+    fitted on the other rows (``cv=2``: two contiguous halves):
+
+    >>> import numpy as np
+    >>> from sklearn.model_selection import KFold
+    >>> losses = [
+    ...     DFIVRegressor([1, 2], max_iter=1, stage2_alpha=0.1, random_state=0)
+    ...     .fit(data.X[train], data.y[train], Z=data.Z[train])
+    ...     .iv_loss(data.X[test], data.y[test], Z=data.Z[test])
+    ...     for train, test in KFold(2).split(data.X)
+    ... ]
+    >>> bool(np.isclose(search.cv_results_["mean_test_score"][1], -np.mean(losses)))
     True
     """
 
