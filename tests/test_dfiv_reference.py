@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import sklearn
 import torch
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, cross_validate
 from sklearn.utils import check_random_state
@@ -307,3 +307,55 @@ def test_iv_loss_scorer_stage1_scores_minus_stage1_loss_of_each_held_out_fold():
         assert not np.isclose(expected, _hand_stage2_loss(model, X[test], y[test], Z[test]))
     with pytest.raises(ValueError, match="instruments Z"):
         IVLossScorer(stage=1)(result["estimator"][0], X, y)
+
+
+# -- early stopping ----------------------------------------------------------------------------
+
+
+def test_early_stopping_stops_restores_the_best_epoch_and_scores_the_validation_rows():
+    data = make_demand(n_samples=300, rho=0.5, random_state=4)
+    X, y, Z = data.X, data.y, data.Z
+    # With tol above the first held-out loss no epoch counts as an improvement, so patience runs
+    # out after exactly 1 + n_iter_no_change epochs, long before max_iter. A large learning rate
+    # makes the held-out loss move up and down; the first seed (of ten) whose best epoch comes
+    # before the stop is used, so that restoring it is not a no-op.
+    for random_state in range(10):
+        params = {
+            **FAST,
+            "max_iter": 10,
+            "early_stopping": True,
+            "n_iter_no_change": 2,
+            "tol": 10.0,
+            "learning_rate_init": 0.2,
+            "random_state": random_state,
+        }
+        model = DFIVRegressor([1, 2], **params).fit(X, y, Z=Z)
+        scores = model.validation_scores_
+        best_epoch = int(np.argmax(scores)) + 1
+        if best_epoch < model.n_iter_:
+            break
+    else:
+        pytest.fail("no seed had its best held-out loss before the stop")
+
+    assert -scores[0] < params["tol"]
+    assert model.n_iter_ == 1 + params["n_iter_no_change"] < params["max_iter"]
+    assert len(scores) == len(model.loss_curve_) == model.n_iter_
+    assert model.best_validation_score_ == max(scores)
+
+    # The best score is minus the held-out stage-2 loss of the restored networks with their
+    # exact heads, in standardised outcome units (y divided by its standard deviation over
+    # all rows), on the validation rows: the first ceil(validation_fraction * n) of the split.
+    first, second, validation = _split_rows(len(X), params)
+    held_out = _hand_stage2_loss(model, X[validation], y[validation], Z[validation])
+    assert_allclose(-model.best_validation_score_, held_out / y.var(), rtol=RTOL)
+    stage1, stage2 = _ridge_heads(model, X, y, Z, first, second)
+    assert_allclose(model.stage1_weights_, stage1, rtol=RTOL, atol=RTOL * np.abs(stage1).max())
+    assert_allclose(model.stage2_weights_, stage2, rtol=RTOL, atol=RTOL * np.abs(stage2).max())
+
+    # Training is deterministic given the seed, and a fit of best_epoch epochs holds out the
+    # same validation rows: the restored model is that fit.
+    short = DFIVRegressor([1, 2], **{**params, "max_iter": best_epoch}).fit(X, y, Z=Z)
+    assert short.n_iter_ == best_epoch
+    assert_array_equal(short.validation_scores_, scores[:best_epoch])
+    assert_array_equal(model.predict(X), short.predict(X))
+    assert_array_equal(model.stage2_weights_, short.stage2_weights_)
