@@ -359,3 +359,79 @@ def test_early_stopping_stops_restores_the_best_epoch_and_scores_the_validation_
     assert_array_equal(short.validation_scores_, scores[:best_epoch])
     assert_array_equal(model.predict(X), short.predict(X))
     assert_array_equal(model.stage2_weights_, short.stage2_weights_)
+
+
+# -- mini-batch heads --------------------------------------------------------------------------
+
+
+def _proximal_ridge(features, targets, alpha, lam, previous):
+    """argmin ||Y - aug(F) W||^2 + n alpha ||w||^2 + n lam ||W - W_prev||^2 (w: W but intercept).
+
+    Without a previous head: plain ridge (sklearn) with penalty alpha * n.
+    """
+    n = len(features)
+    if previous is None:
+        return _stacked(Ridge(alpha=alpha * n).fit(features, targets))
+    rows = _aug(features)
+    penalty = np.full(rows.shape[1], alpha + lam)
+    penalty[-1] = lam
+    system = rows.T @ rows + n * np.diag(penalty)
+    return np.linalg.solve(system, rows.T @ targets + n * lam * previous)
+
+
+def test_mini_batch_heads_without_refit_are_the_running_proximal_heads():
+    data = make_demand(n_samples=300, rho=0.5, random_state=5)
+    X, y, Z = data.X, data.y, data.Z
+    params = {
+        **FAST,
+        "batch_size": 40,
+        "proximal_lambda": 0.5,
+        "refit_head": False,
+        # A step of 1e-30 leaves every float32 weight as it was: the networks stay at their
+        # initial values, so their fitted features are the ones every step saw.
+        "solver": "sgd",
+        "learning_rate_init": 1e-30,
+    }
+    model = DFIVRegressor([1, 2], **params).fit(X, y, Z=Z)
+
+    def features(rows):
+        return (
+            _instrument_features(model, X[rows], Z[rows]),
+            _treatment_features(model, X[rows]),
+            _covariate_features(model, X[rows]),
+        )
+
+    # The schedule of dfiv_training.py, by hand. This re-implements (and so pins) internal
+    # behaviour besides the split: the batch order comes from a torch.Generator seeded with the
+    # fit's seed, two randperms (stage-1 half, then stage-2 half) per epoch, and there are
+    # min(n1, n2) // batch_size batches. Per batch: stage1_iter proximal stage-1 heads on the
+    # stage-1 batch; then covariate_iter + max(stage2_iter, 1) proximal stage-2 heads on the
+    # stage-2 batch, whose design uses the exact stage-1 ridge of the stage-1 batch. Ridge and
+    # its proximal variant commute with the outcome standardisation: raw units throughout.
+    first, second, _ = _split_rows(len(X), params)
+    generator = torch.Generator().manual_seed(_seed(params))
+    size, lam = params["batch_size"], params["proximal_lambda"]
+    alpha1, alpha2 = model.stage1_alpha, model.stage2_alpha
+    n_batches = min(len(first), len(second)) // size
+    stage1 = stage2 = None
+    for _ in range(params["max_iter"]):
+        order1 = first[torch.randperm(len(first), generator=generator).numpy()]
+        order2 = second[torch.randperm(len(second), generator=generator).numpy()]
+        for batch in range(n_batches):
+            rows1 = order1[batch * size : (batch + 1) * size]
+            rows2 = order2[batch * size : (batch + 1) * size]
+            psi1, phi1, _ = features(rows1)
+            psi2, _, chi2 = features(rows2)
+            for _ in range(params["stage1_iter"]):
+                stage1 = _proximal_ridge(psi1, phi1, alpha1, lam, stage1)
+            exact1 = _proximal_ridge(psi1, phi1, alpha1, lam, None)
+            design = _design(_affine(psi2, exact1), chi2)
+            for _ in range(params["covariate_iter"] + max(params["stage2_iter"], 1)):
+                stage2 = _proximal_ridge(design, y[rows2, None], alpha2, lam, stage2)
+
+    assert_allclose(model.stage1_weights_, stage1, rtol=RTOL, atol=RTOL * np.abs(stage1).max())
+    assert_allclose(model.stage2_weights_, stage2, rtol=RTOL, atol=RTOL * np.abs(stage2).max())
+    # ...which are not the exact heads of the full halves (what refit_head=True gives).
+    exact_stage1, exact_stage2 = _ridge_heads(model, X, y, Z, first, second)
+    assert not np.allclose(model.stage1_weights_, exact_stage1, rtol=1e-3)
+    assert not np.allclose(model.stage2_weights_, exact_stage2, rtol=1e-3)
