@@ -303,6 +303,7 @@ default='constant'
         float
         """
         X, device = self._prediction_input(X)
+        y = self._validated_outcome(y, len(X))
         instruments = self._validated_instruments(Z, X, self.covariate_mask_, reset=False)
         treatment, covariate = self._features(X, device)
         instrument_input = instruments
@@ -320,10 +321,23 @@ default='constant'
             raise ValueError(f"stage must be 1 or 2, got {stage!r}.")
         weights = torch.from_numpy(self.stage2_weights_).to(device)
         outcome = structural_prediction(predicted, covariate, weights).cpu().numpy()
-        y = np.asarray(y, dtype=np.float64).reshape(outcome.shape)
+        outcome = outcome.reshape(y.shape)
         return float(np.mean((y - outcome) ** 2))
 
     # -- input handling --------------------------------------------------------------
+    def _validated_outcome(self, y, n_samples):
+        """A held-out outcome as ``(n_samples, n_outputs_)`` float64, or a ValueError."""
+        y = check_array(y, dtype=np.float64, ensure_2d=False, input_name="y")
+        if y.shape[0] != n_samples:
+            raise ValueError(f"y has {y.shape[0]} rows but X has {n_samples}.")
+        y = y.reshape(n_samples, -1)
+        if y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y.shape[1]} column(s) but the model was fitted with "
+                f"{self.n_outputs_} output(s)."
+            )
+        return y
+
     def _covariate_mask(self):
         mask = np.zeros(self.n_features_in_, dtype=bool)
         if self.covariates is None:

@@ -158,10 +158,16 @@ class DFIVSteps:
         return EpochLoss(reported=loss, scheduled=loss)
 
     def checkpoint(self, epoch):
-        return Checkpoint(self._modules(), epoch)
+        # The running heads belong to the state: restoring the best epoch without
+        # them would pair its networks with a later epoch's heads (refit_head=False).
+        heads = {"stage1": self.stage1_weights, "stage2": self.stage2_weights}
+        heads = {name: head for name, head in heads.items() if head is not None}
+        return Checkpoint(self._modules(), epoch, heads=heads)
 
     def restore(self, checkpoint):
-        checkpoint.restore(self._modules())
+        heads = checkpoint.restore(self._modules())
+        self.stage1_weights = heads.get("stage1")
+        self.stage2_weights = heads.get("stage2")
 
     def validation_score(self):
         return -self.held_out_stage2_loss(self.validation)

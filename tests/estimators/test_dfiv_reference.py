@@ -361,6 +361,46 @@ def test_early_stopping_stops_restores_the_best_epoch_and_scores_the_validation_
     assert_array_equal(model.stage2_weights_, short.stage2_weights_)
 
 
+def test_early_stopping_without_refit_keeps_the_best_epochs_running_heads():
+    # Restoring the best epoch restores its networks and the heads they were trained with:
+    # the model equals a fit that stopped at that epoch, heads included (not the last
+    # epoch's heads on the best epoch's networks).
+    data = make_demand(n_samples=300, rho=0.5, random_state=4)
+    X, y, Z = data.X, data.y, data.Z
+    params = {
+        **FAST,
+        "max_iter": 10,
+        "early_stopping": True,
+        "n_iter_no_change": 2,
+        "tol": 10.0,
+        "learning_rate_init": 0.2,
+        "refit_head": False,
+        "batch_size": 60,
+    }
+    for random_state in range(10):
+        params["random_state"] = random_state
+        model = DFIVRegressor([1, 2], **params).fit(X, y, Z=Z)
+        best_epoch = int(np.argmax(model.validation_scores_)) + 1
+        if best_epoch < model.n_iter_:
+            break
+    else:
+        pytest.fail("no seed had its best held-out loss before the stop")
+    short = DFIVRegressor([1, 2], **{**params, "max_iter": best_epoch}).fit(X, y, Z=Z)
+    assert_array_equal(model.stage1_weights_, short.stage1_weights_)
+    assert_array_equal(model.stage2_weights_, short.stage2_weights_)
+    assert_array_equal(model.predict(X), short.predict(X))
+
+
+def test_iv_loss_refuses_an_outcome_of_the_wrong_shape():
+    data = make_demand(n_samples=200, rho=0.5, random_state=0)
+    model = DFIVRegressor([1, 2], **FAST).fit(data.X, data.y, Z=data.Z)
+    with pytest.raises(ValueError, match="y has 100 rows"):
+        model.iv_loss(data.X, data.y[:100], data.Z)
+    two_columns = np.column_stack([data.y, data.y])
+    with pytest.raises(ValueError, match="1 output"):
+        model.iv_loss(data.X, two_columns.ravel()[: 2 * len(data.y)].reshape(-1, 2), data.Z)
+
+
 # -- mini-batch heads --------------------------------------------------------------------------
 
 
