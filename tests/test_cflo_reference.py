@@ -22,15 +22,18 @@ What the formulas are (read from the source, restated here):
 """
 
 import copy
+import math
 
 import numpy as np
 import pytest
 import torch
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.special import erf, expit
 from sklearn.datasets import make_friedman1
 from sklearn.linear_model import Ridge
+from torch import nn
 
-from skcflo import CFLORegressor
+from skcflo import CFLORegressor, MLPBackbone
 
 SMALL = {"hidden_layer_sizes": (16,), "random_state": 0, "device": "cpu"}
 # Relative agreement of a head solved on float32 features: float32 rounding of the
@@ -115,6 +118,45 @@ def _hand_std(train_features, alpha, noise_variance, new_features):
     V = _augmented(new_features)
     leverage = np.einsum("ij,ji->i", V, np.linalg.solve(_ridge_system(train_features, alpha), V.T))
     return np.sqrt(np.outer(1.0 + leverage, np.atleast_1d(noise_variance)))
+
+
+def _validation_rows(n_samples, validation_fraction, random_state):
+    """The rows ``fit`` holds out for early stopping, found through public behaviour.
+
+    On one-hot inputs ``X = I`` with the identity backbone, the head is a ridge
+    fit on the training rows' indicator columns: the column of a held-out row is
+    zero on every training row, so its coefficient is exactly zero. The split
+    depends on ``random_state`` and the number of rows only (as scikit-learn's
+    ``MLPRegressor``), so a fit with the same two holds out the same rows.
+    """
+    y = np.random.default_rng(0).normal(size=n_samples)
+    model = CFLORegressor(
+        backbone=MLPBackbone(hidden_layer_sizes=()),
+        early_stopping=True,
+        validation_fraction=validation_fraction,
+        n_iter_no_change=1,
+        max_iter=2,
+        random_state=random_state,
+        device="cpu",
+    ).fit(np.eye(n_samples), y)
+    return np.flatnonzero(model.coef_ == 0.0)
+
+
+def _assert_same_model(first, second, X):
+    for a, b in zip(
+        first.backbone_.state_dict().values(), second.backbone_.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+    assert_array_equal(first.coef_, second.coef_)
+    assert_array_equal(first.intercept_, second.intercept_)
+    assert_array_equal(first.predict(X), second.predict(X))
+
+
+def _assert_different_backbones(first, second):
+    pairs = zip(
+        first.backbone_.state_dict().values(), second.backbone_.state_dict().values(), strict=True
+    )
+    assert not all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in pairs)
 
 
 # -- 1. the exact head is scikit-learn's Ridge on the training features -------------------
@@ -207,3 +249,189 @@ def test_score_is_the_uniform_average_of_hand_computed_r2(data):
     # The outputs' R² differ a lot, so a variance-weighted or pooled R² would not pass.
     assert abs(per_output[0] - per_output[1]) > 0.1
     assert model.score(X_test, Y_test) == pytest.approx(per_output.mean(), rel=1e-12)
+
+
+# -- 4. early stopping ---------------------------------------------------------------------
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_epoch():
+    X, y = _friedman(400, 3)
+    patience = 3
+    settings = dict(early_stopping=True, tol=0.0, **SMALL)
+    stopped = CFLORegressor(n_iter_no_change=patience, max_iter=300, **settings).fit(X, y)
+    assert stopped.n_iter_ < 300
+    assert len(stopped.validation_scores_) == stopped.n_iter_
+    assert stopped.best_validation_score_ == max(stopped.validation_scores_)
+    best_epoch = int(np.argmax(stopped.validation_scores_)) + 1
+    # With tol=0 every epoch after the best is stale: training stops exactly after
+    # the patience has run out.
+    assert stopped.n_iter_ == best_epoch + patience
+    # Training is deterministic for a seed: a run that ends at the best epoch passes
+    # through the same networks, so the restored model (and its refitted head) must
+    # be that run's model.
+    short = CFLORegressor(n_iter_no_change=1000, max_iter=best_epoch, **settings).fit(X, y)
+    assert short.n_iter_ == best_epoch
+    _assert_same_model(stopped, short, X)
+    # The head after the restore is refitted on the training part only.
+    validation = _validation_rows(len(X), 0.1, SMALL["random_state"])
+    train = np.setdiff1d(np.arange(len(X)), validation)
+    features = _features32(stopped, X[train])
+    _assert_head_is(stopped, _ridge(stopped, features, y[train]), y[train])
+
+
+@pytest.mark.parametrize("fraction, n_validation", [(0.1, 9), (0.25, 23)])
+def test_validation_fraction_sets_the_number_of_held_out_rows(fraction, n_validation):
+    # ceil(fraction * n) rows, as scikit-learn's train_test_split counts a test share.
+    assert len(_validation_rows(90, fraction, 0)) == n_validation
+
+
+def test_early_stopping_head_and_noise_variance_use_the_training_and_validation_rows():
+    X, y = _friedman(200, 4)
+    Y = np.column_stack([y, 10.0 * X[:, 0] ** 2])
+    model = CFLORegressor(
+        early_stopping=True, validation_fraction=0.2, n_iter_no_change=2, max_iter=8, **SMALL
+    ).fit(X, Y)
+    validation = _validation_rows(len(X), 0.2, SMALL["random_state"])
+    assert len(validation) == 40
+    train = np.setdiff1d(np.arange(len(X)), validation)
+    _assert_head_is(model, _ridge(model, _features32(model, X[train]), Y[train]), Y[train])
+    # Held-out residuals estimate the noise: mean squared validation residual per output.
+    residual = Y[validation] - model.predict(X[validation])
+    assert_allclose(model.noise_variance_, (residual**2).mean(axis=0), rtol=1e-5)
+
+
+def test_too_small_a_validation_fraction_raises():
+    X, y = _friedman(100, 0)
+    with pytest.raises(ValueError, match="validation"):
+        CFLORegressor(early_stopping=True, validation_fraction=0.01, max_iter=2).fit(X, y)
+
+
+# -- 5. training controls ------------------------------------------------------------------
+
+
+def test_invscaling_with_power_t_zero_is_the_constant_schedule(data):
+    X, y, _, _ = data
+    constant = CFLORegressor(max_iter=3, **SMALL).fit(X, y)
+    flat = CFLORegressor(learning_rate="invscaling", power_t=0.0, max_iter=3, **SMALL).fit(X, y)
+    _assert_same_model(constant, flat, X)
+    decaying = CFLORegressor(learning_rate="invscaling", power_t=0.5, max_iter=3, **SMALL)
+    _assert_different_backbones(constant, decaying.fit(X, y))
+
+
+def test_sgd_momentum_changes_the_model(data):
+    X, y, _, _ = data
+    plain = CFLORegressor(solver="sgd", momentum=0.0, max_iter=3, **SMALL).fit(X, y)
+    heavy = CFLORegressor(solver="sgd", momentum=0.9, max_iter=3, **SMALL).fit(X, y)
+    _assert_different_backbones(plain, heavy)
+
+
+def _tanh_layer_gradient(weight, bias, X, Y_scaled, alpha):
+    """Gradient of the batch MSE of ``Ridge-head(tanh(X W^T + b))`` w.r.t. ``W`` and ``b``.
+
+    The head is the exact ridge head of the current features, held fixed (the
+    envelope theorem: no gradient through the solve). Hand-derived backward pass.
+    """
+    n, k = Y_scaled.shape
+    phi = np.tanh(X @ weight.T + bias)
+    head = Ridge(alpha=alpha * n).fit(phi, Y_scaled)
+    residual = head.predict(phi) - Y_scaled
+    grad_phi = 2.0 * residual @ head.coef_ / (n * k)
+    grad_z = grad_phi * (1.0 - phi**2)
+    return grad_z.T @ X, grad_z.sum(axis=0), residual
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_full_batch_sgd_takes_hand_computed_steps_against_the_exact_head(momentum):
+    # head_update='full' refits the exact head at the start of every epoch; with one
+    # batch per epoch each epoch is one SGD step of the backbone against that head,
+    # on the mean squared error of the standardised targets.
+    rng = np.random.default_rng(5)
+    n, p, width, lr, alpha = 64, 3, 6, 0.5, 0.1
+    X = rng.normal(size=(n, p)).astype(np.float32).astype(np.float64)
+    Y = np.column_stack([np.sin(X[:, 0]) + X[:, 1] * X[:, 2], 5.0 + 3.0 * X[:, 0] ** 2])
+    Y += 0.1 * rng.normal(size=Y.shape)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module = nn.Sequential(nn.Linear(p, width), nn.Tanh())
+    model = CFLORegressor(
+        backbone=module,
+        solver="sgd",
+        momentum=momentum,
+        learning_rate_init=lr,
+        batch_size=n,
+        head_update="full",
+        alpha=alpha,
+        max_iter=2,
+        random_state=0,
+        device="cpu",
+    ).fit(X, Y)
+
+    mean, scale = Y.mean(axis=0), Y.std(axis=0)
+    Y_scaled = (Y - mean) / scale
+    weight = module[0].weight.detach().double().numpy()
+    bias = module[0].bias.detach().double().numpy()
+    start = np.concatenate([weight.ravel(), bias])
+    buffer = None
+    losses = []
+    for _ in range(2):
+        grad_w, grad_b, residual = _tanh_layer_gradient(weight, bias, X, Y_scaled, alpha)
+        losses.append(float(((residual * scale) ** 2).mean()))
+        gradient = np.concatenate([grad_w.ravel(), grad_b])
+        # torch.optim.SGD: buf = momentum * buf + g (the first buf is g); p -= lr * buf
+        buffer = gradient if buffer is None else momentum * buffer + gradient
+        step = lr * buffer
+        weight = weight - step[: weight.size].reshape(weight.shape)
+        bias = bias - step[weight.size :]
+    expected = np.concatenate([weight.ravel(), bias])
+    trained = model.backbone_[0]
+    got = torch.cat([trained.weight.detach().ravel(), trained.bias.detach()]).double().numpy()
+    # float32 training against a float64 reference: compare to the size of the steps.
+    assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected - start).max())
+    # The epoch losses are the mean squared errors (raw units, averaged over outputs)
+    # of the batch before its step.
+    assert_allclose(model.loss_curve_, losses, rtol=1e-5)
+
+
+def test_huge_tol_stops_after_patience_plus_one_epoch(data):
+    # The first epoch always improves on nothing; after it no improvement can exceed
+    # the tolerance, so every later epoch is stale.
+    X, y, _, _ = data
+    model = CFLORegressor(
+        early_stopping=True, tol=1e9, n_iter_no_change=3, max_iter=50, **SMALL
+    ).fit(X, y)
+    assert model.n_iter_ == 4
+    assert len(model.validation_scores_) == 4
+
+
+def _gelu(z):
+    return 0.5 * z * (1.0 + erf(z / math.sqrt(2.0)))
+
+
+ACTIVATION_FORMULAS = {
+    "relu": lambda z: np.maximum(z, 0.0),
+    "tanh": np.tanh,
+    "logistic": expit,
+    "gelu": _gelu,  # the exact (erf) form, not the tanh approximation
+    "silu": lambda z: z * expit(z),
+    "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))),
+    "identity": lambda z: z,
+}
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATION_FORMULAS))
+def test_mlp_backbone_forward_equals_a_numpy_reimplementation(data, activation):
+    X, y, _, X_new = data
+    model = CFLORegressor(
+        hidden_layer_sizes=(7, 5), activation=activation, max_iter=2, random_state=0, device="cpu"
+    ).fit(X, y)
+    layers = [m for m in model.backbone_.modules() if isinstance(m, nn.Linear)]
+    assert [layer.out_features for layer in layers] == [7, 5]
+    hidden = np.asarray(X_new, dtype=np.float32).astype(np.float64)
+    for layer in layers:
+        weight = layer.weight.detach().double().numpy()
+        bias = layer.bias.detach().double().numpy()
+        hidden = ACTIVATION_FORMULAS[activation](hidden @ weight.T + bias)
+    assert_allclose(_features64(model, X_new), hidden, rtol=1e-12, atol=1e-12)
+    assert_allclose(
+        model.predict(X_new), hidden @ model.coef_ + model.intercept_, rtol=1e-10, atol=1e-10
+    )
