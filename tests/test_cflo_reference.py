@@ -33,7 +33,8 @@ from sklearn.datasets import make_friedman1
 from sklearn.linear_model import Ridge
 from torch import nn
 
-from skcflo import CFLORegressor, MLPBackbone
+from skcflo import CFLORegressor, FNOBackbone1d, FNOBackbone2d, MLPBackbone
+from skcflo.datasets import make_burgers, make_darcy
 
 SMALL = {"hidden_layer_sizes": (16,), "random_state": 0, "device": "cpu"}
 # Relative agreement of a head solved on float32 features: float32 rounding of the
@@ -435,3 +436,68 @@ def test_mlp_backbone_forward_equals_a_numpy_reimplementation(data, activation):
     assert_allclose(
         model.predict(X_new), hidden @ model.coef_ + model.intercept_, rtol=1e-10, atol=1e-10
     )
+
+
+# -- 6. neural operators: one head shared by every grid position --------------------------
+
+
+def _assert_operator_model(model, X, Y, grid_size, k):
+    features = _features32(model, X)
+    assert features.shape[1:-1] == grid_size
+    rows = features.reshape(-1, features.shape[-1])
+    # Columns of Y are positions (row-major) times k outputs: one row per position.
+    targets = Y.reshape(len(Y) * math.prod(grid_size), k)
+    _assert_head_is(model, _ridge(model, rows, targets), targets)
+    prediction = model.predict(X)
+    assert prediction.shape == (len(X), math.prod(grid_size) * k)
+    by_hand = _features64(model, X) @ model.coef_.T + model.intercept_
+    assert_allclose(prediction, by_hand.reshape(len(X), -1), rtol=1e-10, atol=1e-10)
+
+
+def test_fno1d_on_burgers_has_one_ridge_head_for_every_grid_position():
+    burgers = make_burgers(40, resolution=32, random_state=0)
+    backbone = FNOBackbone1d(modes=6, width=8, n_layers=2, n_features_out=12)
+    model = CFLORegressor(
+        backbone=backbone, alpha=1e-3, batch_size=10, max_iter=3, random_state=0, device="cpu"
+    ).fit(burgers.X, burgers.y)
+    _assert_operator_model(model, burgers.X, burgers.y, (32,), 1)
+
+
+def test_fno2d_on_darcy_has_one_ridge_head_for_every_grid_position():
+    darcy = make_darcy(24, resolution=12, random_state=0)
+    n, size = darcy.X.shape
+    # Two outputs per position (the pressure and a pointwise function of the input).
+    Y = np.stack([darcy.y, np.log(darcy.X)], axis=-1).reshape(n, size * 2)
+    backbone = FNOBackbone2d(modes=3, width=6, n_layers=1, n_features_out=8)
+    model = CFLORegressor(
+        backbone=backbone, alpha=1e-3, batch_size=8, max_iter=3, random_state=0, device="cpu"
+    ).fit(darcy.X, Y)
+    _assert_operator_model(model, darcy.X, Y, darcy.shape, 2)
+
+
+# -- 7. partial_fit follows MLPRegressor: no early stopping, no schedule ------------------
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step", "invscaling", "adaptive"])
+def test_partial_fit_ignores_early_stopping_and_learning_rate_schedules(data, schedule):
+    # One epoch per call at learning_rate_init, on every row of the chunk: the same
+    # sequence of calls gives the same model as with the defaults.
+    X, y, _, _ = data
+    chunks = [slice(0, 100), slice(100, 200), slice(200, 300)] * 2
+    default = CFLORegressor(max_iter=2, **SMALL)
+    controlled = CFLORegressor(
+        early_stopping=True,
+        validation_fraction=0.3,
+        n_iter_no_change=1,
+        tol=1e9,
+        learning_rate=schedule,
+        max_iter=2,
+        **SMALL,
+    )
+    for rows in chunks:
+        default.partial_fit(X[rows], y[rows])
+        controlled.partial_fit(X[rows], y[rows])
+    _assert_same_model(default, controlled, X)
+    assert controlled.n_iter_ == default.n_iter_ == len(chunks)
+    assert controlled.loss_curve_ == default.loss_curve_
+    assert controlled.noise_variance_ == default.noise_variance_
