@@ -6,8 +6,10 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
-# The test extra carries the docs and cluster engines too, so that the README's one
-# install command lets the suite build the site and run the dask search tests.
+# The test extra carries the docs, cluster and operator engines too, so that the README's
+# one install command lets the suite build the site, run the dask and Ray search tests
+# and the neuraloperator backbone example (each adds seconds to the install from wheels
+# and leaves torch as it is).
 TEST = ["pytest>=7", "pandas>=1.5", "ruff>=0.5", "matplotlib>=3.5"]
 DOCS = [
     "sphinx>=7",
@@ -18,6 +20,8 @@ DOCS = [
     "pandas>=1.5",
 ]
 DISTRIBUTED = ["dask[distributed]>=2024.1"]
+RAY = ["ray>=2.40"]
+OPERATORS = ["neuraloperator>=2.0"]
 
 setup(
     name="skcflo",
@@ -38,12 +42,12 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "test": TEST + DOCS + DISTRIBUTED,
+        "test": TEST + DOCS + DISTRIBUTED + RAY + OPERATORS,
         "examples": ["matplotlib>=3.5", "pandas>=1.5"],
         "docs": DOCS,
         "distributed": DISTRIBUTED,
-        "ray": ["ray>=2.40"],
-        "operators": ["neuraloperator>=2.0"],
+        "ray": RAY,
+        "operators": OPERATORS,
     },
     classifiers=[
         "Programming Language :: Python :: 3",

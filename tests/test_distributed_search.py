@@ -14,8 +14,9 @@ The estimators keep ``device='auto'``: the device must be resolved in the
 worker at fit time, so that a worker that sees one GPU trains on it and a CPU
 worker on its CPU, whatever the client has.
 
-The dask tests skip when ``distributed`` is absent (the ``distributed`` extra),
-the ray test when ``ray`` is absent (the ``ray`` extra).
+The test extra installs both engines. The dask tests skip where ``distributed``
+is absent (the ``distributed`` extra alone), the ray test where ``ray`` is (the
+``ray`` extra alone).
 """
 
 from concurrent.futures import ThreadPoolExecutor

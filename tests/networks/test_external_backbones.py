@@ -1,7 +1,8 @@
 """A model from an operator library as the backbone: examples/neuraloperator_backbone.py.
 
-neuraloperator is an optional extra (``pip install -e ".[operators]"``), not
-installed in CI, so this module skips without it.
+neuraloperator is an optional extra of skcflo (``pip install -e ".[operators]"``)
+and part of the test extra, so the suite runs this module; it skips where
+neuraloperator is absent.
 """
 
 import runpy
