@@ -146,6 +146,7 @@ class _SyncCounter:
         self.run_pass = run_pass
         self.synchronisations = 0
         self.batches = 0
+        self.locations = {}
 
     def __call__(self, trainer, inputs, targets, weights, alpha):
         self.batches += -(-inputs.shape[0] // trainer.batch_size)
@@ -156,7 +157,11 @@ class _SyncCounter:
                 result = self.run_pass(trainer, inputs, targets, weights, alpha)
             finally:
                 torch.cuda.set_sync_debug_mode("default")
-        self.synchronisations += sum("synchroniz" in str(w.message) for w in caught)
+        synchronising = [w for w in caught if "synchroniz" in str(w.message)]
+        self.synchronisations += len(synchronising)
+        for warning in synchronising:
+            where = f"{os.path.relpath(warning.filename, REPO_ROOT)}:{warning.lineno}"
+            self.locations[where] = self.locations.get(where, 0) + 1
         return result
 
 
@@ -179,6 +184,9 @@ def synchronisations():
             f"{head:<10} {counter.synchronisations} synchronising calls in {counter.batches} "
             f"batches: {per_batch:.2f} per batch"
         )
+        # Where they come from: the Python line that made each synchronising call.
+        for where, count in sorted(counter.locations.items(), key=lambda item: -item[1])[:3]:
+            print(f"    {count:>4} at {where}")
 
 
 def _configurations(quick):

@@ -358,11 +358,28 @@ def _prediction_features(backbone, X, device):
     """
     inputs = as_tensor(X, device, dtype=torch.float64)
     try:
-        wide = copy.deepcopy(backbone).to(device=device, dtype=torch.float64)
-        return compute_features(wide, inputs)
+        return compute_features(_widened(backbone, device), inputs)
     except (RuntimeError, TypeError):
         narrow = copy_to_device(backbone, device)
         return compute_features(narrow, inputs.float()).double()
+
+
+def _widened(backbone, device):
+    """A double-precision copy of ``backbone`` on ``device``.
+
+    Real parameters and buffers become float64 and complex ones complex128
+    (``Module.to(torch.float64)`` would cast complex weights, such as those of
+    spectral convolutions, to real ones and drop their imaginary parts).
+    """
+
+    def widen(tensor):
+        if tensor.is_complex():
+            return tensor.to(device=device, dtype=torch.complex128)
+        if tensor.is_floating_point():
+            return tensor.to(device=device, dtype=torch.float64)
+        return tensor.to(device=device)
+
+    return copy.deepcopy(backbone)._apply(widen)
 
 
 _PROBE_ROWS = 8

@@ -23,6 +23,7 @@ What the formulas are (read from the source, restated here):
 
 import copy
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -501,3 +502,32 @@ def test_partial_fit_ignores_early_stopping_and_learning_rate_schedules(data, sc
     assert controlled.n_iter_ == default.n_iter_ == len(chunks)
     assert controlled.loss_curve_ == default.loss_curve_
     assert controlled.noise_variance_ == default.noise_variance_
+
+
+class _ComplexFeatures(nn.Module):
+    """Features through a complex weight, as spectral convolutions compute them."""
+
+    def __init__(self, n_inputs, width):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_inputs, width, dtype=torch.complex64))
+
+    def forward(self, x):
+        return torch.tanh((x.to(self.weight.dtype) @ self.weight).real)
+
+
+def test_prediction_of_a_complex_weighted_backbone_is_float64_and_batch_independent():
+    # predict runs a double-precision copy of the network so that a row's prediction
+    # does not depend on the rows beside it; complex weights must widen to complex128
+    # (a plain .to(float64) drops their imaginary part, warns, and falls back to float32).
+    X, y = make_friedman1(n_samples=200, noise=1.0, random_state=0)
+    torch.manual_seed(0)
+    model = CFLORegressor(backbone=_ComplexFeatures(10, 16), max_iter=2, random_state=0)
+    model.fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        together = model.predict(X[:50])
+        alone = np.array([model.predict(X[i : i + 1])[0] for i in range(50)])
+    assert_allclose(alone, together, rtol=0, atol=1e-12 * np.abs(together).max())
+    weight = model.backbone_.weight.detach().numpy().astype(np.complex128)
+    features = np.tanh((X[:50] @ weight).real)
+    assert_allclose(together, features @ model.coef_ + model.intercept_, rtol=1e-6)
