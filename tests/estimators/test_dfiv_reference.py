@@ -312,30 +312,39 @@ def test_iv_loss_scorer_stage1_scores_minus_stage1_loss_of_each_held_out_fold():
 # -- early stopping ----------------------------------------------------------------------------
 
 
+# With tol above the first held-out loss no epoch counts as an improvement, so patience runs
+# out after exactly 1 + n_iter_no_change epochs, long before max_iter. A large learning rate
+# makes the held-out loss move up and down.
+STALLING = {
+    **FAST,
+    "max_iter": 10,
+    "early_stopping": True,
+    "n_iter_no_change": 2,
+    "tol": 10.0,
+    "learning_rate_init": 0.2,
+}
+
+
+def _stopped_after_its_best_epoch(X, y, Z, **extra):
+    """A fit that stopped early with its best epoch before the stop, and its parameters.
+
+    The first seed (of ten) whose best epoch comes before the stop is used, so that
+    restoring it is not a no-op.
+    """
+    for random_state in range(10):
+        params = {**STALLING, **extra, "random_state": random_state}
+        model = DFIVRegressor([1, 2], **params).fit(X, y, Z=Z)
+        best_epoch = int(np.argmax(model.validation_scores_)) + 1
+        if best_epoch < model.n_iter_:
+            return model, params, best_epoch
+    pytest.fail("no seed had its best held-out loss before the stop")
+
+
 def test_early_stopping_stops_restores_the_best_epoch_and_scores_the_validation_rows():
     data = make_demand(n_samples=300, rho=0.5, random_state=4)
     X, y, Z = data.X, data.y, data.Z
-    # With tol above the first held-out loss no epoch counts as an improvement, so patience runs
-    # out after exactly 1 + n_iter_no_change epochs, long before max_iter. A large learning rate
-    # makes the held-out loss move up and down; the first seed (of ten) whose best epoch comes
-    # before the stop is used, so that restoring it is not a no-op.
-    for random_state in range(10):
-        params = {
-            **FAST,
-            "max_iter": 10,
-            "early_stopping": True,
-            "n_iter_no_change": 2,
-            "tol": 10.0,
-            "learning_rate_init": 0.2,
-            "random_state": random_state,
-        }
-        model = DFIVRegressor([1, 2], **params).fit(X, y, Z=Z)
-        scores = model.validation_scores_
-        best_epoch = int(np.argmax(scores)) + 1
-        if best_epoch < model.n_iter_:
-            break
-    else:
-        pytest.fail("no seed had its best held-out loss before the stop")
+    model, params, best_epoch = _stopped_after_its_best_epoch(X, y, Z)
+    scores = model.validation_scores_
 
     assert -scores[0] < params["tol"]
     assert model.n_iter_ == 1 + params["n_iter_no_change"] < params["max_iter"]
@@ -367,24 +376,9 @@ def test_early_stopping_without_refit_keeps_the_best_epochs_running_heads():
     # epoch's heads on the best epoch's networks).
     data = make_demand(n_samples=300, rho=0.5, random_state=4)
     X, y, Z = data.X, data.y, data.Z
-    params = {
-        **FAST,
-        "max_iter": 10,
-        "early_stopping": True,
-        "n_iter_no_change": 2,
-        "tol": 10.0,
-        "learning_rate_init": 0.2,
-        "refit_head": False,
-        "batch_size": 60,
-    }
-    for random_state in range(10):
-        params["random_state"] = random_state
-        model = DFIVRegressor([1, 2], **params).fit(X, y, Z=Z)
-        best_epoch = int(np.argmax(model.validation_scores_)) + 1
-        if best_epoch < model.n_iter_:
-            break
-    else:
-        pytest.fail("no seed had its best held-out loss before the stop")
+    model, params, best_epoch = _stopped_after_its_best_epoch(
+        X, y, Z, refit_head=False, batch_size=60
+    )
     short = DFIVRegressor([1, 2], **{**params, "max_iter": best_epoch}).fit(X, y, Z=Z)
     assert_array_equal(model.stage1_weights_, short.stage1_weights_)
     assert_array_equal(model.stage2_weights_, short.stage2_weights_)
