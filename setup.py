@@ -22,6 +22,9 @@ DOCS = [
 DISTRIBUTED = ["dask[distributed]>=2024.1"]
 RAY = ["ray>=2.40"]
 OPERATORS = ["neuraloperator>=2.0"]
+# Two-stage least squares and real IV data sets: the reference DFIVRegressor's linear case
+# is checked against.
+IV = ["linearmodels>=6.0"]
 
 setup(
     name="skcflo",
@@ -42,7 +45,8 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "test": TEST + DOCS + DISTRIBUTED + RAY + OPERATORS,
+        "test": TEST + DOCS + DISTRIBUTED + RAY + OPERATORS + IV,
+        "iv": IV,
         "examples": ["matplotlib>=3.5", "pandas>=1.5"],
         "docs": DOCS,
         "distributed": DISTRIBUTED,

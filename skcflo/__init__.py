@@ -1,5 +1,6 @@
 """skcflo: scikit-learn estimators that train torch networks with a closed-form ridge last layer."""
 
+from ._estimators.diagnostics import WeakInstrumentWarning
 from ._estimators.iv import DFIVRegressor
 from ._estimators.regressor import CFLORegressor
 from ._estimators.scoring import IVLossScorer
@@ -13,5 +14,6 @@ __all__ = [
     "FNOBackbone2d",
     "IVLossScorer",
     "MLPBackbone",
+    "WeakInstrumentWarning",
 ]
 __version__ = "0.1.0.dev0"

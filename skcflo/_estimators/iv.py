@@ -11,12 +11,23 @@ from sklearn.utils.validation import validate_data
 from torch import nn
 
 from .._networks.backbones import MLPBackbone, Standardize
-from .._ridge.dfiv_stages import predict_stage1, structural_prediction
+from .._ridge.dfiv_stages import predict_stage1, stage2_design, structural_prediction
+from .._ridge.head import augment
+from .._ridge.inference import COV_TYPES
 from .._training.data import TargetScaler, check_features, compute_features
-from .._training.dfiv import DFIVNetworks, DFIVOptions, DFIVSample, train_dfiv
+from .._training.dfiv import (
+    DFIVNetworks,
+    DFIVOptions,
+    DFIVSample,
+    cross_fitted_first_stage,
+    stage2_covariance,
+    train_dfiv,
+)
 from ..distributed import current_data_parallel
 from .base import BACKBONE_CONSTRAINT, BaseNetworkEstimator
+from .diagnostics import first_stage_report, warn_if_weak
 from .docs import fill_shared_docs
+from .effects import EffectsMixin
 from .glue import (
     as_tensor,
     build_seeded_backbone,
@@ -32,7 +43,7 @@ DEFAULT_COVARIATE_BACKBONE = MLPBackbone(hidden_layer_sizes=(128, 32, 16))
 
 
 @fill_shared_docs
-class DFIVRegressor(RegressorMixin, BaseNetworkEstimator):
+class DFIVRegressor(EffectsMixin, RegressorMixin, BaseNetworkEstimator):
     """Deep-feature instrumental-variable regression (DFIV) with closed-form heads.
 
     Estimates the structural function ``h(treatment, covariates)`` of
@@ -49,10 +60,14 @@ class DFIVRegressor(RegressorMixin, BaseNetworkEstimator):
         mask, or feature names when ``X`` is a DataFrame). The other columns
         are the treatment. ``None``: every column is treatment.
     treatment_backbone, instrument_backbone, covariate_backbone : \
-None, spec, nn.Module or callable, default=None
+None, 'linear', spec, nn.Module or callable, default=None
         Feature networks (see :class:`CFLORegressor` ``backbone``). ``None``
-        uses MLPs of widths (16, 16), (128, 64, 32) and (128, 32, 16). The
-        instrument network sees the instruments and the covariates together.
+        uses MLPs of widths (16, 16), (128, 64, 32) and (128, 32, 16);
+        ``'linear'`` uses the (standardised) inputs themselves as features.
+        With linear treatment and instrument features, no covariates and
+        zero penalties, the fit is two-stage least squares (with the exogenous
+        regressors among the treatment columns and in ``Z``). The instrument
+        network sees the instruments and the covariates together.
     stage1_alpha : float, default=0.1
         Per-sample ridge penalty of stage 1 (instrument -> treatment features).
     stage2_alpha : float, default=0.1
@@ -77,9 +92,12 @@ None, spec, nn.Module or callable, default=None
     proximal_lambda : float, default=1.0
         Proximal strength of the mini-batch heads (ignored with 'full').
     refit_head : bool, default=True
-        Solve both heads exactly on the full halves after training. Without
-        it the heads are those of the last training step (with mini-batches,
-        the proximal running heads: no pass over the whole data is needed).
+        After training, solve both heads exactly on all training rows (both
+        halves), the networks fixed: two-stage least squares on the learned
+        features. Without it the heads are those of the last training step
+        (with mini-batches, the proximal running heads: no pass over the
+        whole data is needed), and the intervals of the effects assume heads
+        that were not fitted that way.
     solver : {'adam', 'sgd'}, default='adam'
         Optimiser of the three networks.
     learning_rate : {'constant', 'cosine', 'step', 'invscaling', 'adaptive'}, \
@@ -102,6 +120,11 @@ default='constant'
         Patience of early stopping, in epochs.
     tol : float, default=1e-4
         Least improvement of the held-out loss that counts.
+    cov_type : {'robust', 'unadjusted'}, default='robust'
+        Form of the stage-2 head's covariance behind the intervals of
+        :meth:`effect_interval` and :meth:`ate_interval`: White's
+        heteroskedasticity-consistent sandwich, or the homoskedastic
+        two-stage least-squares one (``linearmodels``' ``IV2SLS`` names).
     device : str or torch.device, default='auto'
         $device
     random_state : int, RandomState instance or None, default=None
@@ -130,6 +153,12 @@ default='constant'
         covariates); each includes its input standardisation.
     stage1_weights_ : ndarray of shape (d_z + 1, d_t)
     stage2_weights_ : ndarray of shape (d_2 + 1, n_outputs)
+    first_stage_ : FirstStage
+        Instrument diagnostics on the stage-2 half: R², partial R² and F of
+        the treatment features and of the effect index on their out-of-sample
+        prediction from the instruments, beyond the covariates. A
+        :class:`~skcflo.WeakInstrumentWarning` is raised when the pooled F of
+        the treatment features is below 10.
 
     Examples
     --------
@@ -144,9 +173,10 @@ default='constant'
     _parameter_constraints = {
         **BaseNetworkEstimator._parameter_constraints,
         "covariates": [None, "array-like"],
-        "treatment_backbone": BACKBONE_CONSTRAINT,
-        "instrument_backbone": BACKBONE_CONSTRAINT,
-        "covariate_backbone": BACKBONE_CONSTRAINT,
+        "treatment_backbone": [*BACKBONE_CONSTRAINT, StrOptions({"linear"})],
+        "instrument_backbone": [*BACKBONE_CONSTRAINT, StrOptions({"linear"})],
+        "covariate_backbone": [*BACKBONE_CONSTRAINT, StrOptions({"linear"})],
+        "cov_type": [StrOptions(set(COV_TYPES))],
         "stage1_alpha": [Interval(Real, 0, None, closed="left")],
         "stage2_alpha": [Interval(Real, 0, None, closed="left")],
         "split_ratio": [Interval(Real, 0, 1, closed="neither")],
@@ -183,6 +213,7 @@ default='constant'
         validation_fraction=0.1,
         n_iter_no_change=3,
         tol=1e-4,
+        cov_type="robust",
         device="auto",
         random_state=None,
         verbose=False,
@@ -210,6 +241,7 @@ default='constant'
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.cov_type = cov_type
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -258,7 +290,30 @@ default='constant'
                 networks, self._options(), make_generator(seed), first, second, validation
             )
             self._store(networks, result, scaler, mask, y.ndim)
+            covariance = stage2_covariance(
+                networks,
+                first.joined(second),
+                result.stage1_weights,
+                result.stage2_weights,
+                self.stage2_alpha,
+                self.cov_type,
+            ).cpu()
+            # In the units of y: the head scales with each output's standard deviation.
+            self._stage2_covariance_ = (covariance * scaler.scale[:, None, None] ** 2).numpy()
+            self.first_stage_ = first_stage_report(
+                cross_fitted_first_stage(
+                    networks,
+                    first,
+                    second,
+                    self.stage1_alpha,
+                    result.stage2_weights,
+                    make_generator(seed + 3),
+                )
+            )
             self.n_instruments_ = None if Z is None else instruments.shape[1]
+        if Z is not None:
+            # (Without Z the treatment is its own, perfectly relevant instrument.)
+            warn_if_weak(self.first_stage_, _instrument_name(Z), stacklevel=4)
         return self
 
     def predict(self, X):
@@ -431,6 +486,8 @@ default='constant'
 
     def _networks(self, sample, seed, device):
         def build(spec, default, inputs, offset):
+            if isinstance(spec, str) and spec == "linear":
+                spec = nn.Identity()
             module = build_seeded_backbone(
                 default if spec is None else spec, inputs.shape[1], seed + offset, device
             )
@@ -480,6 +537,21 @@ default='constant'
         self.n_outputs_ = self.stage2_weights_.shape[1]
         self._y_was_1d_ = y_ndim == 1
 
+    def _augmented_design_of(self, X, treatment):
+        """``aug(g(treatment, covariates of X))``: the stage-2 design with its intercept, float64.
+
+        ``treatment`` may be a tensor that requires a gradient (marginal effects).
+        """
+        treatment = torch.as_tensor(treatment, dtype=torch.float32)
+        self.treatment_backbone_.eval()
+        features = self.treatment_backbone_(treatment).double()
+        covariate = None
+        if self.covariate_backbone_ is not None:
+            covariate = compute_features(
+                self.covariate_backbone_, as_tensor(X[:, self.covariate_mask_], "cpu")
+            ).double()
+        return augment(stage2_design(features, covariate))
+
     def _features(self, X, device):
         mask = self.covariate_mask_
         treatment = compute_features(
@@ -493,3 +565,12 @@ default='constant'
                 as_tensor(X[:, mask], device),
             )
         return treatment, covariate
+
+
+def _instrument_name(Z):
+    """How the weak-instrument warning names the instrument."""
+    columns = getattr(Z, "columns", None)
+    if columns is not None:
+        return "Z " + str([str(column) for column in columns])
+    n_columns = int(np.prod(np.shape(Z)[1:]))
+    return f"Z ({n_columns} column{'s' if n_columns != 1 else ''})"

@@ -99,9 +99,10 @@ def _hand_stage1_loss(model, X, Z):
     return np.mean((predicted - _treatment_features(model, X)) ** 2)
 
 
-def _hand_stage2_loss(model, X, y, Z):
-    predicted = _affine(_instrument_features(model, X, Z), model.stage1_weights_)
-    outcome = _affine(_design(predicted, _covariate_features(model, X)), model.stage2_weights_)
+def _hand_stage2_loss(model, X, y, Z, heads=None):
+    stage1, stage2 = (model.stage1_weights_, model.stage2_weights_) if heads is None else heads
+    predicted = _affine(_instrument_features(model, X, Z), stage1)
+    outcome = _affine(_design(predicted, _covariate_features(model, X)), stage2)
     return np.mean((y.reshape(outcome.shape) - outcome) ** 2)
 
 
@@ -244,29 +245,47 @@ def test_iv_loss_stage2_is_mse_of_outcome_against_prediction_from_instruments(ca
 # -- stage weights and the split ---------------------------------------------------------------
 
 
-def test_refitted_stage_weights_equal_sklearn_ridge_on_the_two_halves(case):
+def test_refitted_stage_weights_equal_sklearn_ridge_on_all_training_rows(case):
+    # With the networks fixed, both stages are re-solved on every training row (both halves).
     model, params = case["model"], case["params"]
     X, y, Z = case["train"]
     first, second, _ = _split_rows(len(X), params)
-    stage1, stage2 = _ridge_heads(model, X, y, Z, first, second)
+    rows = np.concatenate([first, second])
+    stage1, stage2 = _ridge_heads(model, X, y, Z, rows, rows)
     assert model.stage1_weights_.shape == stage1.shape
     assert model.stage2_weights_.shape == stage2.shape
     assert_allclose(model.stage1_weights_, stage1, rtol=RTOL, atol=RTOL * np.abs(stage1).max())
     assert_allclose(model.stage2_weights_, stage2, rtol=RTOL, atol=RTOL * np.abs(stage2).max())
 
 
+def _cross_fitted_rsquared(model, X, Z, first, second):
+    """R² on the stage-2 half of each treatment feature's prediction from a stage-1 Ridge
+    fitted on the stage-1 half (what first_stage_.rsquared reports)."""
+    Z1 = None if Z is None else Z[first]
+    Z2 = None if Z is None else Z[second]
+    stage1 = Ridge(alpha=model.stage1_alpha * len(first)).fit(
+        _instrument_features(model, X[first], Z1), _treatment_features(model, X[first])
+    )
+    predicted = stage1.predict(_instrument_features(model, X[second], Z2))
+    treatment = _treatment_features(model, X[second])
+    error = ((treatment - predicted) ** 2).sum(axis=0)
+    return 1.0 - error / ((treatment - treatment.mean(axis=0)) ** 2).sum(axis=0)
+
+
 @pytest.mark.parametrize("case", ["no_covariates_split_0.3"], indirect=True)
 def test_split_ratio_gives_the_stage1_half_round_split_ratio_times_n_rows(case):
+    # The halves show in the cross-fitted first-stage diagnostics: stage 1 on the first
+    # round(split_ratio * n) shuffled rows, scored on the rest.
     model, params = case["model"], case["params"]
     X, y, Z = case["train"]
     ratio, order = params["split_ratio"], _permutation(len(X), params)
     n_first = round(ratio * len(X))
     assert n_first != int(ratio * len(X))  # this case tells round from floor
-    stage1, _ = _ridge_heads(model, X, y, Z, order[:n_first], order[n_first:])
-    assert_allclose(model.stage1_weights_, stage1, rtol=RTOL, atol=RTOL * np.abs(stage1).max())
-    # One row fewer in the stage-1 half gives other weights: the match pins those rows.
-    fewer, _ = _ridge_heads(model, X, y, Z, order[: n_first - 1], order[n_first - 1 :])
-    assert not np.allclose(model.stage1_weights_, fewer, rtol=100 * RTOL)
+    expected = _cross_fitted_rsquared(model, X, Z, order[:n_first], order[n_first:])
+    assert_allclose(model.first_stage_.rsquared, expected, rtol=1e-5)
+    # One row fewer in the stage-1 half gives other diagnostics: the match pins those rows.
+    fewer = _cross_fitted_rsquared(model, X, Z, order[: n_first - 1], order[n_first - 1 :])
+    assert not np.allclose(model.first_stage_.rsquared, fewer, rtol=1e-5)
 
 
 # -- score -------------------------------------------------------------------------------------
@@ -354,10 +373,13 @@ def test_early_stopping_stops_restores_the_best_epoch_and_scores_the_validation_
     # The best score is minus the held-out stage-2 loss of the restored networks with their
     # exact heads, in standardised outcome units (y divided by its standard deviation over
     # all rows), on the validation rows: the first ceil(validation_fraction * n) of the split.
+    # (During training the exact heads are those of the two halves, the training split.)
     first, second, validation = _split_rows(len(X), params)
-    held_out = _hand_stage2_loss(model, X[validation], y[validation], Z[validation])
+    halves = _ridge_heads(model, X, y, Z, first, second)
+    held_out = _hand_stage2_loss(model, X[validation], y[validation], Z[validation], halves)
     assert_allclose(-model.best_validation_score_, held_out / y.var(), rtol=RTOL)
-    stage1, stage2 = _ridge_heads(model, X, y, Z, first, second)
+    rows = np.concatenate([first, second])
+    stage1, stage2 = _ridge_heads(model, X, y, Z, rows, rows)
     assert_allclose(model.stage1_weights_, stage1, rtol=RTOL, atol=RTOL * np.abs(stage1).max())
     assert_allclose(model.stage2_weights_, stage2, rtol=RTOL, atol=RTOL * np.abs(stage2).max())
 
