@@ -94,6 +94,32 @@ class EffectsMixin:
         derivatives = torch.stack(derivatives, dim=1).numpy()
         return derivatives[:, 0] if self._y_was_1d_ else derivatives
 
+    def marginal_effect_interval(self, X, alpha=0.05):
+        """Pointwise ``1 - alpha`` confidence intervals of :meth:`marginal_effect`.
+
+        The derivative is linear in the stage-2 head too (its gradient is the
+        derivative of the design, by forward-mode differentiation), so its
+        standard error follows as for :meth:`effect_interval`, with the same
+        assumptions.
+
+        Returns
+        -------
+        lower, upper : ndarrays of the shape of :meth:`marginal_effect`
+        """
+        X, _ = self._prediction_input(X)
+        treatment = torch.from_numpy(np.ascontiguousarray(X[:, ~self.covariate_mask_]))
+        covariate = self._covariate_features_of(X)
+        bounds = []
+        for column in range(treatment.shape[1]):
+            direction = torch.zeros_like(treatment)
+            direction[:, column] = 1.0
+            _, gradients = torch.func.jvp(
+                lambda t: self._augmented_design(t, covariate), (treatment,), (direction,)
+            )
+            bounds.append(self._interval(gradients.detach(), alpha))
+        # (lower, upper), each (n, [n_outputs,] n_treatments).
+        return tuple(np.stack([b[side] for b in bounds], axis=-1) for side in (0, 1))
+
     def summary(self, X, T1, T0=None, alpha=0.05):
         """The average effect of ``T0 -> T1`` over ``X``, with its standard error and interval.
 

@@ -542,15 +542,19 @@ default='constant'
 
         ``treatment`` may be a tensor that requires a gradient (marginal effects).
         """
+        return self._augmented_design(treatment, self._covariate_features_of(X))
+
+    def _covariate_features_of(self, X):
+        if self.covariate_backbone_ is None:
+            return None
+        inputs = as_tensor(X[:, self.covariate_mask_], "cpu")
+        return compute_features(self.covariate_backbone_, inputs).double()
+
+    def _augmented_design(self, treatment, covariate_features):
         treatment = torch.as_tensor(treatment, dtype=torch.float32)
         self.treatment_backbone_.eval()
         features = self.treatment_backbone_(treatment).double()
-        covariate = None
-        if self.covariate_backbone_ is not None:
-            covariate = compute_features(
-                self.covariate_backbone_, as_tensor(X[:, self.covariate_mask_], "cpu")
-            ).double()
-        return augment(stage2_design(features, covariate))
+        return augment(stage2_design(features, covariate_features))
 
     def _features(self, X, device):
         mask = self.covariate_mask_

@@ -160,7 +160,13 @@ def test_marginal_effect_of_a_linear_treatment_is_the_effect_of_one_more_unit():
     # h is linear in the (standardised) price at fixed covariates.
     marginal = model.marginal_effect(data.X[:25])
     assert marginal.shape == (25, 1)
-    assert_allclose(marginal[:, 0], model.effect(data.X[:25], data.X[:25, 0] + 1), rtol=1e-4)
+    one_more = data.X[:25, 0] + 1
+    assert_allclose(marginal[:, 0], model.effect(data.X[:25], one_more), rtol=1e-4)
+    # So are their intervals: the derivative of the design is the difference of designs.
+    lower, upper = model.marginal_effect_interval(data.X[:25], alpha=0.1)
+    effect_lower, effect_upper = model.effect_interval(data.X[:25], one_more, alpha=0.1)
+    assert_allclose(lower[:, 0], effect_lower, rtol=1e-4)
+    assert_allclose(upper[:, 0], effect_upper, rtol=1e-4)
 
 
 def test_marginal_effect_matches_central_differences_of_predict(demand):
