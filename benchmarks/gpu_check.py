@@ -2,7 +2,7 @@
 
 Run on a machine with a CUDA device (CI never has one)::
 
-    python benchmarks/gpu_check.py            # about 3-5 minutes on one H100
+    python benchmarks/gpu_check.py            # about 2 minutes on one H200
     python benchmarks/gpu_check.py --quick    # smaller sizes, about a minute
 
 It prints, in order (each part reports its own failure and the script goes on):
