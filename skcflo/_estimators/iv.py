@@ -92,8 +92,8 @@ None, 'linear', spec, nn.Module or callable, default=None
     proximal_lambda : float, default=1.0
         Proximal strength of the mini-batch heads (ignored with 'full').
     refit_head : bool, default=True
-        After training, solve both heads exactly on all training rows (both
-        halves), the networks fixed: two-stage least squares on the learned
+        After training, solve both heads exactly on all rows (both halves, and
+        early stopping's held-out rows), the networks fixed: two-stage least squares on the learned
         features. Without it the heads are those of the last training step
         (with mini-batches, the proximal running heads: no pass over the
         whole data is needed), and the intervals of the effects assume heads
@@ -113,7 +113,11 @@ default='constant'
         Hold out ``validation_fraction`` of the rows, compute the held-out
         stage-2 loss (the IV criterion, not the outcome MSE) after every
         epoch, stop when it has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, and restore the best networks.
+        ``n_iter_no_change`` epochs, and restore the best networks. Use it
+        whenever ``max_iter`` is raised: on the demand design (n=2000, 3
+        seeds) the level MSE grew from 226 at 10 epochs to 1,349 at 50 and
+        3,552 at 100 without it, and was 237 at 30 or 100 epochs with it (it
+        stopped after about 10).
     validation_fraction : float, default=0.1
         Share of the rows held out for early stopping.
     n_iter_no_change : int, default=3
@@ -290,9 +294,12 @@ default='constant'
                 networks, self._options(), make_generator(seed), first, second, validation
             )
             self._store(networks, result, scaler, mask, y.ndim)
+            rows = first.joined(second)
+            if validation is not None:
+                rows = rows.joined(validation)
             covariance = stage2_covariance(
                 networks,
-                first.joined(second),
+                rows,
                 result.stage1_weights,
                 result.stage2_weights,
                 self.stage2_alpha,

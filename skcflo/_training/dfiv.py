@@ -119,8 +119,8 @@ def train_dfiv(networks, options, generator, first, second, validation=None):
     networks are restored; the result says which. With a ``validation``
     sample, training stops once the held-out stage-2 loss (the IV criterion)
     has not improved by ``tol`` for ``n_iter_no_change`` epochs, and the best
-    networks are restored. The heads are then solved exactly on all rows of
-    both halves, the networks fixed (unless ``refit_head=False`` and training
+    networks are restored. The heads are then solved exactly on all rows
+    (both halves and the validation rows), the networks fixed (unless ``refit_head=False`` and training
     ended normally, which keeps the last running heads).
 
     Returns
@@ -137,7 +137,10 @@ def train_dfiv(networks, options, generator, first, second, validation=None):
         # (n=2000, 6 seeds) this lowered the level MSE from 339 to 230 and the
         # attenuation of the average effect of price from 15% to 7% against
         # heads solved on the halves, whose stage-1 noise attenuates stage 2.
+        # Early stopping's held-out rows join them: they chose the epoch, not the heads.
         whole = first.joined(second)
+        if validation is not None:
+            whole = whole.joined(validation)
         heads = steps.refit(whole, whole)
     stage1, stage2 = (head.detach() for head in heads)
     return DFIVResult(**vars(history), stage1_weights=stage1, stage2_weights=stage2)

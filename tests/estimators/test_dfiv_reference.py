@@ -378,7 +378,8 @@ def test_early_stopping_stops_restores_the_best_epoch_and_scores_the_validation_
     halves = _ridge_heads(model, X, y, Z, first, second)
     held_out = _hand_stage2_loss(model, X[validation], y[validation], Z[validation], halves)
     assert_allclose(-model.best_validation_score_, held_out / y.var(), rtol=RTOL)
-    rows = np.concatenate([first, second])
+    # The final heads: every row, the held-out ones included (they chose the epoch only).
+    rows = np.concatenate([first, second, validation])
     stage1, stage2 = _ridge_heads(model, X, y, Z, rows, rows)
     assert_allclose(model.stage1_weights_, stage1, rtol=RTOL, atol=RTOL * np.abs(stage1).max())
     assert_allclose(model.stage2_weights_, stage2, rtol=RTOL, atol=RTOL * np.abs(stage2).max())
