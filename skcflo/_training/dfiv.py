@@ -120,8 +120,9 @@ def train_dfiv(networks, options, generator, first, second, validation=None):
     sample, training stops once the held-out stage-2 loss (the IV criterion)
     has not improved by ``tol`` for ``n_iter_no_change`` epochs, and the best
     networks are restored. The heads are then solved exactly on all rows
-    (both halves and the validation rows), the networks fixed (unless ``refit_head=False`` and training
-    ended normally, which keeps the last running heads).
+    (both halves and the validation rows), the networks fixed (unless
+    ``refit_head=False`` and training ended normally, which keeps the last
+    running heads).
 
     Returns
     -------
