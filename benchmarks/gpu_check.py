@@ -130,8 +130,15 @@ def correctness(device):
     model = DFIVRegressor(covariates=data.covariates, device=device, random_state=0)
     predicted = model.fit(data.X, data.y, Z=data.Z).predict(data.X)
     pickled = pickle.loads(pickle.dumps(model)).set_params(device="cpu").predict(data.X)
-    reference = DFIVRegressor(covariates=data.covariates, device="cpu", random_state=0)
-    reference = reference.fit(data.X, data.y, Z=data.Z).predict(data.X)
+    cpu_model = DFIVRegressor(covariates=data.covariates, device="cpu", random_state=0)
+    reference = cpu_model.fit(data.X, data.y, Z=data.Z).predict(data.X)
+    one_more = data.X[:, 0] + 1
+    print(
+        f"DFIV average effect of +1 price: {device} fit {model.ate(data.X, one_more):.3f} "
+        f"{tuple(round(float(b), 3) for b in model.ate_interval(data.X, one_more))}, "
+        f"cpu fit {cpu_model.ate(data.X, one_more):.3f}; first-stage F {device} "
+        f"{model.first_stage_.pooled_f_stat:.0f}, cpu {cpu_model.first_stage_.pooled_f_stat:.0f}"
+    )
     print(
         f"DFIV: |{device} - pickled cpu| {np.abs(predicted - pickled).max():.2e}; "
         f"|{device} fit - cpu fit| {np.abs(predicted - reference).max():.2e} "
