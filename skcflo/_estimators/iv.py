@@ -293,30 +293,9 @@ default='constant'
             result = train_dfiv(
                 networks, self._options(), make_generator(seed), first, second, validation
             )
+            # (Before _store, which moves the networks to the CPU.)
+            self._store_inference(networks, result, scaler, (first, second, validation), seed)
             self._store(networks, result, scaler, mask, y.ndim)
-            rows = first.joined(second)
-            if validation is not None:
-                rows = rows.joined(validation)
-            covariance = stage2_covariance(
-                networks,
-                rows,
-                result.stage1_weights,
-                result.stage2_weights,
-                self.stage2_alpha,
-                self.cov_type,
-            ).cpu()
-            # In the units of y: the head scales with each output's standard deviation.
-            self._stage2_covariance_ = (covariance * scaler.scale[:, None, None] ** 2).numpy()
-            self.first_stage_ = first_stage_report(
-                cross_fitted_first_stage(
-                    networks,
-                    first,
-                    second,
-                    self.stage1_alpha,
-                    result.stage2_weights,
-                    make_generator(seed + 3),
-                )
-            )
             self.n_instruments_ = None if Z is None else instruments.shape[1]
         if Z is not None:
             # (Without Z the treatment is its own, perfectly relevant instrument.)
@@ -526,6 +505,33 @@ default='constant'
             covariate_iter=self.covariate_iter,
             stage2_iter=self.stage2_iter,
             proximal_lambda=0.0 if full_batches else self.proximal_lambda,
+        )
+
+    def _store_inference(self, networks, result, scaler, samples, seed):
+        """The stage-2 head's covariance (units of y) and the first-stage report."""
+        first, second, validation = samples
+        rows = first.joined(second)
+        if validation is not None:
+            rows = rows.joined(validation)
+        covariance = stage2_covariance(
+            networks,
+            rows,
+            result.stage1_weights,
+            result.stage2_weights,
+            self.stage2_alpha,
+            self.cov_type,
+        ).cpu()
+        # The head scales with each output's standard deviation.
+        self._stage2_covariance_ = (covariance * scaler.scale[:, None, None] ** 2).numpy()
+        self.first_stage_ = first_stage_report(
+            cross_fitted_first_stage(
+                networks,
+                first,
+                second,
+                self.stage1_alpha,
+                result.stage2_weights,
+                make_generator(seed + 3),
+            )
         )
 
     def _store(self, networks, result, scaler, mask, y_ndim):
