@@ -11,26 +11,15 @@ from numpy.testing import assert_allclose
 from scipy.stats import norm
 from sklearn.linear_model import Ridge
 
-from skcflo import DFIVRegressor, MLPBackbone, WeakInstrumentWarning
+from skcflo import DFIVRegressor, WeakInstrumentWarning
 from skcflo.datasets import make_demand
 from tests.estimators.test_dfiv_reference import (
+    FAST,
     _covariate_features,
     _design,
     _instrument_features,
     _treatment_features,
 )
-
-NET = MLPBackbone(hidden_layer_sizes=(8,))
-SMALL = {
-    "treatment_backbone": NET,
-    "instrument_backbone": NET,
-    "covariate_backbone": NET,
-    "max_iter": 2,
-    "stage1_iter": 2,
-    "covariate_iter": 2,
-    "device": "cpu",
-    "random_state": 0,
-}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +27,7 @@ def demand():
     data = make_demand(n_samples=400, rho=0.5, random_state=1)
     with warnings.catch_warnings():
         warnings.simplefilter("error", WeakInstrumentWarning)
-        model = DFIVRegressor([1, 2], **SMALL).fit(data.X, data.y, Z=data.Z)
+        model = DFIVRegressor([1, 2], **FAST).fit(data.X, data.y, Z=data.Z)
     return data, model
 
 
@@ -155,7 +144,7 @@ def test_effect_intervals_are_normal_intervals_of_the_robust_sandwich(demand):
 
 def test_marginal_effect_of_a_linear_treatment_is_the_effect_of_one_more_unit():
     data = make_demand(n_samples=300, rho=0.5, random_state=2)
-    model = DFIVRegressor([1, 2], **{**SMALL, "treatment_backbone": "linear"})
+    model = DFIVRegressor([1, 2], **{**FAST, "treatment_backbone": "linear"})
     model.fit(data.X, data.y, Z=data.Z)
     # h is linear in the (standardised) price at fixed covariates.
     marginal = model.marginal_effect(data.X[:25])
@@ -182,7 +171,7 @@ def test_marginal_effect_matches_central_differences_of_predict(demand):
 
 def test_effects_take_a_dataframe_with_covariate_names():
     data = make_demand(n_samples=300, rho=0.5, random_state=3, as_frame=True)
-    model = DFIVRegressor(["time", "emotion"], **SMALL).fit(data.X, data.y, Z=data.Z)
+    model = DFIVRegressor(["time", "emotion"], **FAST).fit(data.X, data.y, Z=data.Z)
     raised = data.X["price"].to_numpy() + 1
     assert np.isfinite(model.ate(data.X, raised))
     lower, upper = model.ate_interval(data.X, raised)
@@ -207,7 +196,7 @@ def test_an_instrument_unrelated_to_the_treatment_warns_and_names_it():
     data = make_demand(n_samples=600, rho=0.5, random_state=4, as_frame=True)
     unrelated = pd.DataFrame({"coin_flips": np.random.default_rng(0).normal(size=len(data.y))})
     with pytest.warns(WeakInstrumentWarning, match="coin_flips"):
-        model = DFIVRegressor(["time", "emotion"], **SMALL).fit(data.X, data.y, Z=unrelated)
+        model = DFIVRegressor(["time", "emotion"], **FAST).fit(data.X, data.y, Z=unrelated)
     assert model.first_stage_.weak
     assert model.first_stage_.pooled_f_stat < 10
 
