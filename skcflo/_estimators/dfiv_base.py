@@ -168,8 +168,12 @@ class BaseDFIV(EffectsMixin, BaseNetworkEstimator):
 
     def _options(self):
         full_batches = self.batch_size == "full"
+        shared = self._shared_options()
+        if self.learning_rate_init == "auto":
+            # Mini-batches take one step per batch: a smaller rate (see the docstring).
+            shared["learning_rate"] = 1e-2 if full_batches else 1e-3
         return DFIVOptions(
-            **self._shared_options(),
+            **shared,
             batch_size=None if full_batches else self.batch_size,
             stage1_alpha=self.stage1_alpha,
             stage2_alpha=self.stage2_alpha,

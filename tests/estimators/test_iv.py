@@ -432,3 +432,17 @@ def test_learning_rate_schedules_train_finite_models(small_demand, schedule):
     model.fit(small_demand.X, small_demand.y, Z=small_demand.Z)
     assert np.all(np.isfinite(model.loss_curve_))
     assert np.all(np.isfinite(model.predict(small_demand.X)))
+
+
+@pytest.mark.parametrize("batch_size, rate", [("full", 1e-2), (50, 1e-3)])
+def test_auto_learning_rate_is_smaller_for_mini_batches(batch_size, rate):
+    # Mini-batches take one optimiser step per batch: 'auto' lowers the rate for them.
+    data = make_demand(n_samples=300, rho=0.5, random_state=0)
+    common = {**SMALL, "batch_size": batch_size}
+    auto = DFIVRegressor([1, 2], **common).fit(data.X, data.y, Z=data.Z)
+    explicit = DFIVRegressor([1, 2], **common, learning_rate_init=rate)
+    explicit.fit(data.X, data.y, Z=data.Z)
+    other = DFIVRegressor([1, 2], **common, learning_rate_init=rate * 3)
+    other.fit(data.X, data.y, Z=data.Z)
+    np.testing.assert_array_equal(auto.predict(data.X), explicit.predict(data.X))
+    assert not np.array_equal(auto.predict(data.X), other.predict(data.X))
