@@ -67,6 +67,9 @@ None, 'linear', spec, nn.Module or callable, default=None
         'full' trains on the whole halves each step (the reference schedule);
         an int trains on mini-batches of each half, with heads solved on the
         batch and pulled toward their previous values by ``proximal_lambda``.
+        Both halves are cut into the same number of batches, about
+        ``batch_size`` rows each in the smaller half, and every row is used
+        once per epoch.
     proximal_lambda : float, default=1.0
         Proximal strength of the mini-batch heads (ignored with 'full').
     refit_head : bool, default=True

@@ -199,18 +199,27 @@ class DFIVSteps:
         return "val IV loss", f"{-score:.4g}"
 
     def _batch_pairs(self, first, second):
+        """Pairs of mini-batches of the two halves that use every row once per epoch.
+
+        Each half is shuffled and cut into the same number of batches, about
+        ``batch_size`` rows each in the smaller half (the larger half's batches
+        are proportionally larger), so that no row is left out when the halves
+        differ in size or ``batch_size`` does not divide them.
+        """
         size = self.options.batch_size
         if size is None or size >= max(len(first), len(second)):
             return [(first, second)]
-        order1 = torch.randperm(len(first), generator=self.generator).to(first.treatment.device)
-        order2 = torch.randperm(len(second), generator=self.generator).to(first.treatment.device)
-        n_batches = max(1, min(len(first), len(second)) // size)
+        device = first.treatment.device
+        order1 = torch.randperm(len(first), generator=self.generator).to(device)
+        order2 = torch.randperm(len(second), generator=self.generator).to(device)
+        n_batches = max(1, round(min(len(first), len(second)) / size))
         return [
-            (
-                first.subset(order1[i * size : (i + 1) * size]),
-                second.subset(order2[i * size : (i + 1) * size]),
+            (first.subset(rows1), second.subset(rows2))
+            for rows1, rows2 in zip(
+                torch.tensor_split(order1, n_batches),
+                torch.tensor_split(order2, n_batches),
+                strict=True,
             )
-            for i in range(n_batches)
         ]
 
     def _step(self, first, second):

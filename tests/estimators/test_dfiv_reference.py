@@ -460,23 +460,24 @@ def test_mini_batch_heads_without_refit_are_the_running_proximal_heads():
 
     # The schedule of dfiv_training.py, by hand. This re-implements (and so pins) internal
     # behaviour besides the split: the batch order comes from a torch.Generator seeded with the
-    # fit's seed, two randperms (stage-1 half, then stage-2 half) per epoch, and there are
-    # min(n1, n2) // batch_size batches. Per batch: stage1_iter proximal stage-1 heads on the
-    # stage-1 batch; then covariate_iter + max(stage2_iter, 1) proximal stage-2 heads on the
+    # fit's seed, two randperms (stage-1 half, then stage-2 half) per epoch, each cut into
+    # round(min(n1, n2) / batch_size) nearly equal batches (every row once). Per batch:
+    # stage1_iter proximal stage-1 heads on the stage-1 batch; then covariate_iter + max(stage2_iter, 1) proximal stage-2 heads on the
     # stage-2 batch, whose design uses the exact stage-1 ridge of the stage-1 batch. Ridge and
     # its proximal variant commute with the outcome standardisation: raw units throughout.
     first, second, _ = _split_rows(len(X), params)
     generator = torch.Generator().manual_seed(_seed(params))
     size, lam = params["batch_size"], params["proximal_lambda"]
     alpha1, alpha2 = model.stage1_alpha, model.stage2_alpha
-    n_batches = min(len(first), len(second)) // size
+    n_batches = max(1, round(min(len(first), len(second)) / size))
     stage1 = stage2 = None
     for _ in range(params["max_iter"]):
         order1 = first[torch.randperm(len(first), generator=generator).numpy()]
         order2 = second[torch.randperm(len(second), generator=generator).numpy()]
-        for batch in range(n_batches):
-            rows1 = order1[batch * size : (batch + 1) * size]
-            rows2 = order2[batch * size : (batch + 1) * size]
+        batches = zip(
+            np.array_split(order1, n_batches), np.array_split(order2, n_batches), strict=True
+        )
+        for rows1, rows2 in batches:
             psi1, phi1, _ = features(rows1)
             psi2, _, chi2 = features(rows2)
             for _ in range(params["stage1_iter"]):

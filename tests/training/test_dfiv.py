@@ -286,3 +286,21 @@ def test_instrument_step_follows_gradient_of_penalised_stage1_value():
     trainer._instrument_steps(first)
     for b, a, g in zip(before, _params(nets.instrument), grads, strict=True):
         assert_allclose((b - a).numpy(), lr * g.numpy(), rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("sizes, batch_size", [((12, 13), 5), ((7, 20), 3), ((30, 30), 8)])
+def test_mini_batches_use_every_row_of_both_halves_once_per_epoch(sizes, batch_size):
+    # Halves of different sizes, and batch sizes that divide neither.
+    steps, _, _ = _tiny_trainer()
+    steps.options.batch_size = batch_size
+    halves = []
+    for n in sizes:
+        rows = torch.arange(n, dtype=torch.float64)[:, None]
+        halves.append(DFIVSample(rows, rows, None, rows))
+    pairs = steps._batch_pairs(*halves)
+    for half, n in enumerate(sizes):
+        seen = torch.cat([pair[half].treatment[:, 0] for pair in pairs])
+        assert sorted(seen.tolist()) == list(range(n))
+    # About batch_size rows per batch in the smaller half.
+    smaller = min(sizes)
+    assert len(pairs) == max(1, round(smaller / batch_size))
