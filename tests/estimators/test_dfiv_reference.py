@@ -462,9 +462,10 @@ def test_mini_batch_heads_without_refit_are_the_running_proximal_heads():
     # behaviour besides the split: the batch order comes from a torch.Generator seeded with the
     # fit's seed, two randperms (stage-1 half, then stage-2 half) per epoch, each cut into
     # round(min(n1, n2) / batch_size) nearly equal batches (every row once). Per batch:
-    # stage1_iter proximal stage-1 heads on the stage-1 batch; then covariate_iter + max(stage2_iter, 1) proximal stage-2 heads on the
-    # stage-2 batch, whose design uses the exact stage-1 ridge of the stage-1 batch. Ridge and
-    # its proximal variant commute with the outcome standardisation: raw units throughout.
+    # stage1_iter proximal stage-1 heads on the stage-1 batch; then covariate_iter +
+    # max(stage2_iter, 1) proximal stage-2 heads on the stage-2 batch, whose design uses the
+    # exact stage-1 ridge of the stage-1 batch. Ridge and its proximal variant commute with
+    # the outcome standardisation: raw units throughout.
     first, second, _ = _split_rows(len(X), params)
     generator = torch.Generator().manual_seed(_seed(params))
     size, lam = params["batch_size"], params["proximal_lambda"]
