@@ -12,6 +12,7 @@ HERE = Path(__file__).parent
 # and leaves torch as it is).
 TEST = ["pytest>=7", "pandas>=1.5", "ruff>=0.5", "matplotlib>=3.5"]
 DOCS = [
+    "linearmodels>=6.0",  # the wage data of the IV gallery example
     "sphinx>=7",
     "numpydoc>=1.6",
     "sphinx-gallery>=0.15",

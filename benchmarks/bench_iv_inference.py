@@ -18,11 +18,16 @@ most 30% of |effect| at n=2000; ATE bias at most 3%; effect MSE at most 3 at
 n=5000, rho=0.5 (econml's best, told the effect is linear in price: 3.2);
 level MSE no worse than 122-129 (n=5000, rho=0.5).
 
+With ``--sweep`` it instead varies the training (``max_iter`` 10 to 100,
+with and without early stopping, and a wider treatment network) at n=2000,
+rho=0.5: runaway training shows in the level and effect MSE.
+
 Run::
 
     python benchmarks/bench_iv_inference.py                    # 50 reps, 4 designs
     python benchmarks/bench_iv_inference.py --quick            # 8 reps, n=2000 only
     python benchmarks/bench_iv_inference.py --jobs 2           # replications in parallel
+    python benchmarks/bench_iv_inference.py --sweep --reps 10 --jobs 2
 """
 
 import argparse
@@ -34,7 +39,7 @@ import torch
 from _provenance import print_provenance
 from joblib import Parallel, delayed
 
-from skcflo import DFIVRegressor
+from skcflo import DFIVRegressor, MLPBackbone
 from skcflo.datasets import demand_psi, make_demand, make_demand_test
 
 LEVELS = (0.90, 0.95)
@@ -65,6 +70,7 @@ def replicate(n_samples, rho, seed, params):
         "level_mse": float(np.mean((model.predict(test.X) - test.y) ** 2)),
         "effect_mse": float(np.mean((model.effect(test.X, raised_grid) - truth_grid) ** 2)),
         "first_stage_f": model.first_stage_.pooled_f_stat,
+        "epochs": model.n_iter_,
     }
     for level in LEVELS:
         lower, upper = model.ate_interval(data.X, raised_sample, alpha=1 - level)
@@ -91,8 +97,41 @@ def summarise(rows):
         "effect MSE": mean["effect_mse"],
         "level MSE": mean["level_mse"],
         "first-stage F": float(np.median([row["first_stage_f"] for row in rows])),
+        "epochs": mean["epochs"],
         "fit s": mean["seconds"],
     }
+
+
+SWEEP = {
+    "max_iter=10 (default)": {},
+    "max_iter=30": {"max_iter": 30},
+    "max_iter=100": {"max_iter": 100},
+    "max_iter=30, early stopping": {"max_iter": 30, "early_stopping": True},
+    "max_iter=100, early stopping": {"max_iter": 100, "early_stopping": True},
+    "treatment (64, 64)": {"treatment_backbone": MLPBackbone(hidden_layer_sizes=(64, 64))},
+    "treatment (64, 64), max_iter=100, early stopping": {
+        "treatment_backbone": MLPBackbone(hidden_layer_sizes=(64, 64)),
+        "max_iter": 100,
+        "early_stopping": True,
+    },
+}
+
+
+def _print_row(label, summary, columns):
+    values = " | ".join(f"{summary[c]:.3g}" for c in columns)
+    print(f"| {label} | {values} |", flush=True)
+
+
+def sweep(reps, jobs):
+    """Level and effect MSE against the training's length and the treatment network's width."""
+    columns = ["level MSE", "effect MSE", "ATE bias %", "epochs", "fit s"]
+    print("| n=2000, rho=0.5 | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for label, params in SWEEP.items():
+        rows = Parallel(n_jobs=jobs)(
+            delayed(replicate)(2000, 0.5, seed, params) for seed in range(reps)
+        )
+        _print_row(label, summarise(rows), columns)
 
 
 def main(argv=None):
@@ -102,9 +141,14 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1, help="replications run in parallel")
     parser.add_argument("--sizes", type=int, nargs="+", default=None)
     parser.add_argument("--rhos", type=float, nargs="+", default=[0.5, 0.9])
+    parser.add_argument("--sweep", action="store_true", help="vary max_iter and width instead")
     args = parser.parse_args(argv)
     print_provenance()
     reps = args.reps or (8 if args.quick else 50)
+    if args.sweep:
+        print(f"# DFIVRegressor(covariates=[1, 2]); {reps} replications per setting")
+        sweep(reps, args.jobs)
+        return
     sizes = args.sizes or ([2000] if args.quick else [2000, 5000])
     print(f"# DFIVRegressor(covariates=[1, 2]) defaults; {reps} replications per design")
     columns = None
@@ -115,11 +159,10 @@ def main(argv=None):
             )
             summary = summarise(rows)
             if columns is None:
-                columns = list(summary)
+                columns = [c for c in summary if c != "epochs"]
                 print("| n | rho | " + " | ".join(columns) + " |")
                 print("|---|---|" + "---|" * len(columns))
-            values = " | ".join(f"{summary[c]:.3g}" for c in columns)
-            print(f"| {n_samples} | {rho} | {values} |", flush=True)
+            _print_row(f"{n_samples} | {rho}", summary, columns)
 
 
 if __name__ == "__main__":
