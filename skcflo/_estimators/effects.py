@@ -9,6 +9,8 @@ covariance (:mod:`skcflo._ridge.inference`). The estimator supplies
 ``_augmented_design(X, treatment)`` and ``_stage2_covariance_``.
 """
 
+import html
+
 import numpy as np
 import torch
 from scipy.stats import norm
@@ -131,7 +133,13 @@ class EffectsMixin:
         stderr = functional_std(gradients, self._covariance())[0].numpy()
         lower, upper = self._interval(gradients, alpha)
         return EffectSummary(
-            estimate, stderr, lower[0], upper[0], alpha, self.cov_type, len(gradients)
+            estimate,
+            stderr,
+            lower[0],
+            upper[0],
+            alpha,
+            self.cov_type,
+            first_stage=getattr(self, "first_stage_", None),
         )
 
     # -- pieces --------------------------------------------------------------------------
@@ -185,9 +193,11 @@ class EffectSummary:
     estimate, stderr, lower, upper : float or ndarray of shape (n_outputs,)
     alpha : float
     cov_type : str
+    first_stage : FirstStage or None
+        The fit's instrument diagnostics, printed below the effect.
     """
 
-    def __init__(self, estimate, stderr, lower, upper, alpha, cov_type, n_rows=None):
+    def __init__(self, estimate, stderr, lower, upper, alpha, cov_type, first_stage=None):
         squeeze = np.size(estimate) == 1
         self.estimate = float(np.ravel(estimate)[0]) if squeeze else estimate
         self.stderr = float(np.ravel(stderr)[0]) if squeeze else stderr
@@ -195,6 +205,7 @@ class EffectSummary:
         self.upper = float(np.ravel(upper)[0]) if squeeze else upper
         self.alpha = alpha
         self.cov_type = cov_type
+        self.first_stage = first_stage
 
     def _rows(self):
         level = f"{100 * (1 - self.alpha):g}%"
@@ -213,6 +224,8 @@ class EffectSummary:
             "  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
         ]
         lines.append(f"standard errors: stage-2 head, features fixed, cov_type={self.cov_type!r}")
+        if self.first_stage is not None:
+            lines.append(repr(self.first_stage))
         return "\n".join(lines)
 
     def _repr_html_(self):
@@ -221,4 +234,7 @@ class EffectSummary:
         body = "".join(
             "<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows[1:]
         )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        if self.first_stage is None:
+            return table
+        return table + f"<pre>{html.escape(repr(self.first_stage))}</pre>"

@@ -186,7 +186,10 @@ def test_summary_reports_the_average_effect_and_its_interval(demand):
     assert_allclose([summary.lower, summary.upper], model.ate_interval(data.X, T1, alpha=0.1))
     text = repr(summary)
     assert "average effect" in text and "90% lower" in text
-    assert "<table>" in summary._repr_html_()
+    # The instrument diagnostics travel with the effect.
+    assert summary.first_stage is model.first_stage_
+    assert repr(model.first_stage_) in text
+    assert "<table>" in summary._repr_html_() and "First stage" in summary._repr_html_()
 
 
 # -- instrument diagnostics ---------------------------------------------------------------------
