@@ -22,6 +22,7 @@ from .._training.dfiv import (
     DFIVSample,
     cross_fitted_first_stage,
     stage2_covariance,
+    training_rows,
 )
 from .base import BaseNetworkEstimator
 from .diagnostics import first_stage_report
@@ -186,12 +187,9 @@ class BaseDFIV(EffectsMixin, BaseNetworkEstimator):
     def _store_inference(self, networks, result, scaler, samples, seed):
         """The stage-2 head's covariance (units of y) and the first-stage report."""
         first, second, validation = samples
-        rows = first.joined(second)
-        if validation is not None:
-            rows = rows.joined(validation)
         covariance = stage2_covariance(
             networks,
-            rows,
+            training_rows(first, second, validation),
             result.stage1_weights,
             result.stage2_weights,
             self.stage2_alpha,

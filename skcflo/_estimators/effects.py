@@ -6,7 +6,8 @@ structural function is linear in its stage-2 head, ``h(x) = aug(g(x)) u``, so
 an effect ``h(x with T1) - h(x with T0)`` is the linear functional
 ``(aug(g(T1)) - aug(g(T0))) u`` and its standard error follows from the head's
 covariance (:mod:`skcflo._ridge.inference`). The estimator supplies
-``_augmented_design(X, treatment)`` and ``_stage2_covariance_``.
+``_augmented_design(treatment, covariate_features)``, ``_covariate_features_of(X)``,
+``stage2_weights_`` and ``_stage2_covariance_``.
 """
 
 import html
@@ -42,12 +43,12 @@ class EffectsMixin:
             ``h(x, T1) - h(x, T0)``.
         """
         gradients = self._effect_gradients(X, T1, T0)
-        return self._squeeze(gradients.numpy() @ self._augmented_stage2_weights())
+        return self._squeeze(gradients.numpy() @ self.stage2_weights_)
 
     def ate(self, X, T1, T0=None):
         """Average of :meth:`effect` over the rows of ``X`` (a float for one output)."""
         gradients = self._effect_gradients(X, T1, T0).mean(dim=0, keepdim=True)
-        return self._squeeze(gradients.numpy() @ self._augmented_stage2_weights())[0]
+        return self._squeeze(gradients.numpy() @ self.stage2_weights_)[0]
 
     def effect_interval(self, X, T1, T0=None, alpha=0.05):
         """Pointwise ``1 - alpha`` confidence intervals of :meth:`effect`.
@@ -85,7 +86,7 @@ class EffectsMixin:
         X, _ = self._prediction_input(X)
         treatment = torch.tensor(X[:, ~self.covariate_mask_], requires_grad=True)
         design = self._augmented_design_of(X, treatment)
-        weights = torch.from_numpy(self._augmented_stage2_weights())
+        weights = torch.from_numpy(self.stage2_weights_)
         outputs = design @ weights
         derivatives = []
         for output in range(outputs.shape[1]):
@@ -129,12 +130,11 @@ class EffectsMixin:
         in a notebook) and carries the first-stage diagnostics of the fit.
         """
         gradients = self._effect_gradients(X, T1, T0).mean(dim=0, keepdim=True)
-        estimate = (gradients.numpy() @ self._augmented_stage2_weights())[0]
-        stderr = functional_std(gradients, self._covariance())[0].numpy()
+        estimate, stderr = self._estimate_and_stderr(gradients)
         lower, upper = self._interval(gradients, alpha)
         return EffectSummary(
-            estimate,
-            stderr,
+            estimate[0],
+            stderr[0],
             lower[0],
             upper[0],
             alpha,
@@ -149,21 +149,23 @@ class EffectsMixin:
         after = _treatment_values(T1, X[:, ~mask], "T1")
         before = X[:, ~mask] if T0 is None else _treatment_values(T0, X[:, ~mask], "T0")
         with torch.no_grad():
-            return self._augmented_design_of(X, after) - self._augmented_design_of(X, before)
+            covariate = self._covariate_features_of(X)
+            return self._augmented_design(after, covariate) - self._augmented_design(
+                before, covariate
+            )
+
+    def _estimate_and_stderr(self, gradients):
+        """The functionals ``gradients @ u`` and their standard errors, ``(r, n_outputs)`` each."""
+        covariance = torch.from_numpy(self._stage2_covariance_)
+        estimate = gradients.numpy() @ self.stage2_weights_
+        return estimate, functional_std(gradients, covariance).numpy()
 
     def _interval(self, gradients, alpha):
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
-        estimate = gradients.numpy() @ self._augmented_stage2_weights()
-        stderr = functional_std(gradients, self._covariance()).numpy()
+        estimate, stderr = self._estimate_and_stderr(gradients)
         half_width = norm.ppf(1 - alpha / 2) * stderr
         return self._squeeze(estimate - half_width), self._squeeze(estimate + half_width)
-
-    def _covariance(self):
-        return torch.from_numpy(self._stage2_covariance_)
-
-    def _augmented_stage2_weights(self):
-        return self.stage2_weights_
 
     def _squeeze(self, values):
         return values[..., 0] if self._y_was_1d_ else values

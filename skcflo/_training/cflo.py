@@ -126,7 +126,7 @@ class CFLOSteps:
         if per_output_mse is None:
             return None
         return EpochLoss(
-            reported=float((per_output_mse * self.scaler.scale.to(per_output_mse) ** 2).mean()),
+            reported=float(self.scaler.variance_to_raw(per_output_mse).mean()),
             scheduled=float(per_output_mse.mean()),
         )
 
@@ -163,7 +163,7 @@ def _finish(steps, history, checkpoints, options, scaler):
         # residuals, whose features were fitted to those very targets.
         noise_variance = held_out.residual_variance(backbone, weights)
     result.alpha = float(exact.alpha)
-    result.noise_variance = noise_variance * scaler.scale.to(noise_variance) ** 2
+    result.noise_variance = scaler.variance_to_raw(noise_variance)
     result.head_weights = scaler.weights_to_raw(weights)
     return result
 

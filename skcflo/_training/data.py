@@ -34,6 +34,10 @@ class TargetScaler:
     def transform(self, targets):
         return (targets - self.mean) / self.scale
 
+    def variance_to_raw(self, variance):
+        """Per-output variances (or mean squared errors) in the units of the raw targets."""
+        return variance * self.scale.to(variance) ** 2
+
     def weights_to_raw(self, weights):
         """Head weights for raw targets: ``W * s`` and ``b * s + m``."""
         raw = weights * self.scale.to(weights.dtype)

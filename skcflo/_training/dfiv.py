@@ -34,7 +34,7 @@ from .._ridge.head import (
 from .._ridge.inference import two_stage_covariance
 from .data import PREDICT_CHUNK, compute_features
 from .loop import Checkpoint, EpochHistory, EpochLoss, TrainingOptions, run_epochs
-from .optim import make_optimizer
+from .optim import network_optimizer
 
 
 @dataclass
@@ -61,7 +61,9 @@ class DFIVSample:
         )
 
     def joined(self, other):
-        """This sample's rows followed by ``other``'s."""
+        """This sample's rows followed by ``other``'s (``self`` when ``other`` is None)."""
+        if other is None:
+            return self
         covariate = None
         if self.covariate is not None:
             covariate = torch.cat([self.covariate, other.covariate])
@@ -101,14 +103,13 @@ class DFIVResult(EpochHistory):
     stage2_weights: torch.Tensor | None = None
 
 
-def _covariate_features(networks, sample):
-    if networks.covariate is None:
-        return None
-    return networks.covariate(sample.covariate)
-
-
 def _mse(residual):
     return residual.pow(2).mean()
+
+
+def training_rows(first, second, validation=None):
+    """Every row of a fit: both halves and early stopping's held-out rows, if any."""
+    return first.joined(second).joined(validation)
 
 
 def train_dfiv(networks, options, generator, first, second, validation=None):
@@ -139,9 +140,7 @@ def train_dfiv(networks, options, generator, first, second, validation=None):
         # attenuation of the average effect of price from 15% to 7% against
         # heads solved on the halves, whose stage-1 noise attenuates stage 2.
         # Early stopping's held-out rows join them: they chose the epoch, not the heads.
-        whole = first.joined(second)
-        if validation is not None:
-            whole = whole.joined(validation)
+        whole = training_rows(first, second, validation)
         heads = steps.refit(whole, whole)
     stage1, stage2 = (head.detach() for head in heads)
     return DFIVResult(**vars(history), stage1_weights=stage1, stage2_weights=stage2)
@@ -157,13 +156,11 @@ class DFIVSteps:
         self.options = options
         self.generator = generator
         self.first, self.second, self.validation = first, second, validation
-        self._optimizers = {
-            name: make_optimizer(
-                list(module.parameters()), options.solver, options.learning_rate, options.momentum
-            )
-            for name, module in self._modules().items()
-            if any(p.requires_grad for p in module.parameters())
+        optimizers = {
+            name: network_optimizer(module, [], options) for name, module in self._modules().items()
         }
+        # (No optimiser for a network with nothing to train, such as a linear one.)
+        self._optimizers = {name: opt for name, opt in optimizers.items() if opt is not None}
         self.stage1_weights = None
         self.stage2_weights = None
 
@@ -345,7 +342,11 @@ class DFIVSteps:
         instrument1 = compute_features(nets.instrument, first.instrument, chunk)
         treatment1 = compute_features(nets.treatment, first.treatment, chunk)
         stage1 = fit_stage1(instrument1, treatment1, self.options.stage1_alpha)
-        instrument2 = compute_features(nets.instrument, second.instrument, chunk)
+        # Both stages on the same rows (the final refit): one instrument pass serves both.
+        if second is first:
+            instrument2 = instrument1
+        else:
+            instrument2 = compute_features(nets.instrument, second.instrument, chunk)
         covariate2 = None
         if nets.covariate is not None:
             covariate2 = compute_features(nets.covariate, second.covariate, chunk)

@@ -112,7 +112,6 @@ class HeadUpdate:
 
     head_first = False
     recompute_features = False
-    interval = 1
 
     def begin(self, stats, exact_weights, generator):
         """Start training from the exact head on the initial features.

@@ -87,13 +87,13 @@ class Stream:
         self.alpha = _choose_alpha(self.stats, options)
         self.weights = solve_head(self.stats, self.alpha)
         self.n_chunks += 1
-        return float((per_output_mse * self.scaler.scale.to(per_output_mse) ** 2).mean())
+        return float(self.scaler.variance_to_raw(per_output_mse).mean())
 
     def head(self):
         """Raw-unit head weights, noise variance and inverse system of the stream."""
         weights = self.weights.detach().to(ACCUMULATION_DTYPE)
         noise_variance, inverse_system = head_covariance(self.stats, self.alpha, weights)
-        noise_variance = noise_variance * self.scaler.scale.to(noise_variance) ** 2
+        noise_variance = self.scaler.variance_to_raw(noise_variance)
         return self.scaler.weights_to_raw(weights), noise_variance, inverse_system
 
     def fitted_backbone(self):
