@@ -231,28 +231,26 @@ class BaseDFIV(EffectsMixin, BaseNetworkEstimator):
         """
         return self._augmented_design(treatment, self._covariate_features_of(X))
 
-    def _covariate_features_of(self, X):
+    def _covariate_features_of(self, X, device="cpu"):
+        """The covariate network's features of ``X``'s covariate columns (None without any)."""
         if self.covariate_backbone_ is None:
             return None
-        inputs = as_tensor(X[:, self.covariate_mask_], "cpu")
-        return compute_features(self.covariate_backbone_, inputs).double()
+        return compute_features(
+            copy_to_device(self.covariate_backbone_, device),
+            as_tensor(X[:, self.covariate_mask_], device),
+        )
 
     def _augmented_design(self, treatment, covariate_features):
         treatment = torch.as_tensor(treatment, dtype=torch.float32)
         self.treatment_backbone_.eval()
         features = self.treatment_backbone_(treatment).double()
+        if covariate_features is not None:
+            covariate_features = covariate_features.double()
         return augment(stage2_design(features, covariate_features))
 
     def _features(self, X, device):
-        mask = self.covariate_mask_
         treatment = compute_features(
             copy_to_device(self.treatment_backbone_, device),
-            as_tensor(X[:, ~mask], device),
+            as_tensor(X[:, ~self.covariate_mask_], device),
         )
-        covariate = None
-        if self.covariate_backbone_ is not None:
-            covariate = compute_features(
-                copy_to_device(self.covariate_backbone_, device),
-                as_tensor(X[:, mask], device),
-            )
-        return treatment, covariate
+        return treatment, self._covariate_features_of(X, device)
