@@ -200,6 +200,8 @@ class BaseCFLO(BaseNetworkEstimator):
 
     def _split_rows(self, n_samples, seed):
         """Training and validation row indices, sorted (all rows train without early stopping)."""
+        if not self.early_stopping:
+            return np.arange(n_samples), None  # no permutation to draw and sort back
         order = np.random.RandomState(seed).permutation(n_samples)
         train, validation = self._split_validation(order, min_training=2)
         return np.sort(train), None if validation is None else np.sort(validation)
