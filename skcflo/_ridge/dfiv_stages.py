@@ -15,11 +15,19 @@ Every solve goes through :func:`skcflo._ridge.head.solve_head`, which supplies t
 intercept itself; the design here therefore drops the constant ``1 (x) 1``
 column of the outer product. Solves are differentiable, so the stage-2 loss
 can back-propagate through ``V`` into the treatment network.
+
+The design has ``(d_t + 1)(d_c + 1)`` columns (288 with the default networks):
+outside training, where no gradient is needed, it is built ``DESIGN_CHUNK``
+rows at a time and never for the whole sample (a million rows of it would
+take 2.3 GB in float64).
 """
 
 import torch
 
 from .head import ACCUMULATION_DTYPE, RidgeStatistics, apply_head, augment, solve_head
+
+# Rows of the stage-2 design built at once outside training (about 9 MB by default).
+DESIGN_CHUNK = 4096
 
 
 def stage2_design(treatment_features, covariate_features=None):
@@ -67,18 +75,44 @@ def predict_stage1(instrument_features, stage1_weights):
     return augment(instrument_features) @ stage1_weights
 
 
+def row_blocks(n_rows):
+    """Slices of successive blocks of ``DESIGN_CHUNK`` rows (see the module notes)."""
+    return (slice(start, start + DESIGN_CHUNK) for start in range(0, n_rows, DESIGN_CHUNK))
+
+
+def design_of_rows(treatment_features, covariate_features, rows):
+    """The stage-2 design (float64) of the rows ``rows`` (a slice) only."""
+    covariate = None if covariate_features is None else covariate_features[rows]
+    return stage2_design(treatment_features[rows].to(ACCUMULATION_DTYPE), _as_float64(covariate))
+
+
+@torch.no_grad()
 def fit_stage2(predicted_treatment, covariate_features, outcome, alpha):
-    """Stage-2 weights ``u`` (float64) of the outcome on the stage-2 design."""
-    design = stage2_design(predicted_treatment, _as_float64(covariate_features))
-    return solve_head(RidgeStatistics.from_batch(design, outcome), alpha)
+    """Stage-2 weights ``u`` (float64) of the outcome on the stage-2 design.
+
+    The design's statistics are accumulated chunk by chunk (see the module notes).
+    """
+    stats = None
+    for rows in row_blocks(predicted_treatment.shape[0]):
+        design = design_of_rows(predicted_treatment, covariate_features, rows)
+        batch = RidgeStatistics.from_batch(design, outcome[rows])
+        stats = batch if stats is None else stats + batch
+    return solve_head(stats, alpha)
 
 
+@torch.no_grad()
 def structural_prediction(treatment_features, covariate_features, stage2_weights):
-    """``h(x, o)`` from true treatment features and covariate features (float64)."""
-    design = stage2_design(
-        treatment_features.to(ACCUMULATION_DTYPE), _as_float64(covariate_features)
+    """``h(x, o)`` from treatment features and covariate features (float64).
+
+    Given predicted treatment features instead, the result is stage 2's fit
+    ``E[h | instruments]``. Built chunk by chunk (see the module notes).
+    """
+    return torch.cat(
+        [
+            apply_head(design_of_rows(treatment_features, covariate_features, rows), stage2_weights)
+            for rows in row_blocks(treatment_features.shape[0])
+        ]
     )
-    return apply_head(design, stage2_weights)
 
 
 def _as_float64(features):

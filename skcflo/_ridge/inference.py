@@ -25,23 +25,31 @@ average effect, a derivative), then has the standard error
 
 import torch
 
+from .dfiv_stages import design_of_rows, row_blocks
 from .head import ACCUMULATION_DTYPE, augment, penalty_diagonal, solve_spd
 
 COV_TYPES = ("robust", "unadjusted")
 
 
-def two_stage_covariance(predicted_design, structural_design, targets, weights, alpha, cov_type):
+@torch.no_grad()
+def two_stage_covariance(
+    predicted_treatment, structural_treatment, covariate_features, targets, weights, alpha, cov_type
+):
     """Covariance of the augmented stage-2 weights, one matrix per output.
+
+    The designs are built and their products accumulated chunk by chunk
+    (:func:`~skcflo._ridge.dfiv_stages.row_blocks`), never for all rows at once.
 
     Parameters
     ----------
-    predicted_design : torch.Tensor of shape (n, p)
-        The stage-2 design of the predicted treatment features (what stage 2 was fitted on).
-    structural_design : torch.Tensor of shape (n, p)
-        The same design of the true treatment features.
+    predicted_treatment : torch.Tensor of shape (n, d_t)
+        The predicted treatment features (what stage 2 was fitted on).
+    structural_treatment : torch.Tensor of shape (n, d_t)
+        The true treatment features.
+    covariate_features : torch.Tensor of shape (n, d_c) or None
     targets : torch.Tensor of shape (n, k)
     weights : torch.Tensor of shape (p + 1, k)
-        The stage-2 head (intercept last), fitted on ``predicted_design``.
+        The stage-2 head (intercept last) on the stage-2 design of ``p`` columns.
     alpha : float
         Its per-sample penalty.
     cov_type : {'robust', 'unadjusted'}
@@ -53,33 +61,35 @@ def two_stage_covariance(predicted_design, structural_design, targets, weights, 
     Examples
     --------
     >>> import torch
-    >>> design = torch.tensor([[0.0], [1.0], [2.0], [3.0]], dtype=torch.float64)
-    >>> y = 2 * design + torch.tensor([[0.1], [-0.1], [-0.1], [0.1]], dtype=torch.float64)
+    >>> x = torch.tensor([[0.0], [1.0], [2.0], [3.0]], dtype=torch.float64)
+    >>> y = 2 * x + torch.tensor([[0.1], [-0.1], [-0.1], [0.1]], dtype=torch.float64)
     >>> weights = torch.tensor([[2.0], [0.0]], dtype=torch.float64)
-    >>> cov = two_stage_covariance(design, design, y, weights, 0.0, "unadjusted")
+    >>> cov = two_stage_covariance(x, x, None, y, weights, 0.0, "unadjusted")
     >>> round(float(cov[0, 0, 0]), 6)  # mean(e^2) / sum((x - mean x)^2) = 0.01 / 5
     0.002
     """
     if cov_type not in COV_TYPES:
         raise ValueError(f"cov_type must be one of {COV_TYPES}, got {cov_type!r}.")
-    predicted = augment(predicted_design.to(ACCUMULATION_DTYPE))
-    structural = augment(structural_design.to(ACCUMULATION_DTYPE))
-    targets = targets.to(ACCUMULATION_DTYPE)
-    n_rows, n_coefficients = predicted.shape
-    gram = predicted.T @ predicted
+    weights = weights.to(ACCUMULATION_DTYPE)
+    n_coefficients, n_outputs = weights.shape
+    gram = weights.new_zeros(n_coefficients, n_coefficients)
+    meat = weights.new_zeros(n_outputs, n_coefficients, n_coefficients)
+    squared_sum = weights.new_zeros(n_outputs)
+    for rows in row_blocks(predicted_treatment.shape[0]):
+        predicted = augment(design_of_rows(predicted_treatment, covariate_features, rows))
+        structural = augment(design_of_rows(structural_treatment, covariate_features, rows))
+        squared = (targets[rows].to(ACCUMULATION_DTYPE) - structural @ weights).pow(2)
+        gram += predicted.T @ predicted
+        squared_sum += squared.sum(dim=0)
+        if cov_type == "robust":
+            meat += torch.einsum("np,nk,nq->kpq", predicted, squared, predicted)
+    n_rows = predicted_treatment.shape[0]
+    if cov_type == "unadjusted":
+        meat = (squared_sum / n_rows)[:, None, None] * gram
     system = gram + torch.diag(n_rows * penalty_diagonal(n_coefficients, alpha, device=gram.device))
     eye = torch.eye(n_coefficients, dtype=ACCUMULATION_DTYPE, device=gram.device)
     bread = solve_spd(system, eye)
-    residuals = targets - structural @ weights
-    covariances = []
-    for output in range(targets.shape[1]):
-        squared = residuals[:, output].pow(2)
-        if cov_type == "robust":
-            meat = predicted.T @ (predicted * squared[:, None])
-        else:
-            meat = squared.mean() * gram
-        covariances.append(bread @ meat @ bread)
-    return torch.stack(covariances)
+    return bread @ meat @ bread
 
 
 def functional_std(gradients, covariance):

@@ -23,7 +23,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._ridge.dfiv_stages import fit_stage1, fit_stage2, predict_stage1, stage2_design
+from .._ridge.dfiv_stages import (
+    fit_stage1,
+    fit_stage2,
+    predict_stage1,
+    stage2_design,
+    structural_prediction,
+)
 from .._ridge.head import (
     ACCUMULATION_DTYPE,
     RidgeStatistics,
@@ -324,9 +330,9 @@ class DFIVSteps:
         instrument = compute_features(nets.instrument, validation.instrument)
         covariate = None
         if nets.covariate is not None:
-            covariate = compute_features(nets.covariate, validation.covariate).double()
-        design = stage2_design(predict_stage1(instrument, stage1), covariate)
-        return float(_mse(apply_head(design, stage2) - validation.outcome))
+            covariate = compute_features(nets.covariate, validation.covariate)
+        fitted = structural_prediction(predict_stage1(instrument, stage1), covariate, stage2)
+        return float(_mse(fitted - validation.outcome))
 
     @torch.no_grad()
     def refit(self, first=None, second=None):
@@ -365,10 +371,11 @@ def stage2_covariance(networks, sample, stage1, stage2, alpha, cov_type):
     instrument = compute_features(networks.instrument, sample.instrument)
     covariate = None
     if networks.covariate is not None:
-        covariate = compute_features(networks.covariate, sample.covariate).double()
-    predicted = stage2_design(predict_stage1(instrument, stage1), covariate)
-    structural = stage2_design(treatment.double(), covariate)
-    return two_stage_covariance(predicted, structural, sample.outcome, stage2, alpha, cov_type)
+        covariate = compute_features(networks.covariate, sample.covariate)
+    predicted = predict_stage1(instrument, stage1)
+    return two_stage_covariance(
+        predicted, treatment, covariate, sample.outcome, stage2, alpha, cov_type
+    )
 
 
 # Permutations of the instruments averaged into the covariates-only prediction.
@@ -402,7 +409,7 @@ def cross_fitted_first_stage(networks, first, second, stage1_alpha, stage2, gene
     )
     covariate = None
     if nets.covariate is not None:
-        covariate = compute_features(nets.covariate, second.covariate).double()
+        covariate = compute_features(nets.covariate, second.covariate)
 
     def predicted_from(instrument_input):
         features = compute_features(nets.instrument, instrument_input)
@@ -421,5 +428,5 @@ def cross_fitted_first_stage(networks, first, second, stage1_alpha, stage2, gene
     predicted = predicted_from(second.instrument)
     tensors = {"treatment": treatment, "predicted": predicted, "baseline": baseline}
     for name, features in list(tensors.items()):
-        tensors[f"{name}_index"] = apply_head(stage2_design(features, covariate), stage2)
+        tensors[f"{name}_index"] = structural_prediction(features, covariate, stage2)
     return {name: tensor.cpu() for name, tensor in tensors.items()}
