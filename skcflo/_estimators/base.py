@@ -73,6 +73,10 @@ class BaseNetworkEstimator(BaseEstimator):
         """The device to train on and the torch seed of this fit."""
         return resolve_device(self.device), draw_seed(self.random_state)
 
+    def _holds_out_rows(self):
+        """Whether early stopping scores held-out rows (``True``; a string names another rule)."""
+        return bool(self.early_stopping) and not isinstance(self.early_stopping, str)
+
     def _split_validation(self, order, min_training):
         """Split a permutation of the rows into training rows and early stopping's held-out rows.
 
@@ -80,7 +84,7 @@ class BaseNetworkEstimator(BaseEstimator):
         out (none without early stopping). Raises ``ValueError`` unless at
         least 2 rows are held out and ``min_training`` remain.
         """
-        if not self.early_stopping:
+        if not self._holds_out_rows():
             return order, None
         n_samples = len(order)
         n_validation = int(np.ceil(self.validation_fraction * n_samples))

@@ -182,6 +182,7 @@ class BaseDFIV(EffectsMixin, BaseNetworkEstimator):
             covariate_iter=self.covariate_iter,
             stage2_iter=self.stage2_iter,
             proximal_lambda=0.0 if full_batches else self.proximal_lambda,
+            cross_fitted_stopping=isinstance(self.early_stopping, str),
         )
 
     def _store_inference(self, networks, result, scaler, samples, seed):
@@ -192,7 +193,7 @@ class BaseDFIV(EffectsMixin, BaseNetworkEstimator):
             training_rows(first, second, validation),
             result.stage1_weights,
             result.stage2_weights,
-            self.stage2_alpha,
+            result.stage2_alpha,
             self.cov_type,
         ).cpu()
         # The head scales with each output's standard deviation.
@@ -202,7 +203,7 @@ class BaseDFIV(EffectsMixin, BaseNetworkEstimator):
                 networks,
                 first,
                 second,
-                self.stage1_alpha,
+                result.stage1_alpha,
                 result.stage2_weights,
                 make_generator(seed + 3),
             )
@@ -217,6 +218,7 @@ class BaseDFIV(EffectsMixin, BaseNetworkEstimator):
         )
         self.covariate_mask_ = mask
         self.stage1_weights_ = result.stage1_weights.cpu().numpy()
+        self.stage1_alpha_, self.stage2_alpha_ = result.stage1_alpha, result.stage2_alpha
         # The scaler lives on the CPU, where the outcome was standardised; the heads
         # on the training device (a GPU fit's heads are on the GPU).
         stage2 = result.stage2_weights.cpu()

@@ -87,17 +87,53 @@ def design_of_rows(treatment_features, covariate_features, rows):
 
 
 @torch.no_grad()
-def fit_stage2(predicted_treatment, covariate_features, outcome, alpha):
-    """Stage-2 weights ``u`` (float64) of the outcome on the stage-2 design.
-
-    The design's statistics are accumulated chunk by chunk (see the module notes).
-    """
+def stage2_statistics(predicted_treatment, covariate_features, outcome):
+    """Ridge statistics of the outcome on the stage-2 design, accumulated chunk by chunk."""
     stats = None
     for rows in row_blocks(predicted_treatment.shape[0]):
         design = design_of_rows(predicted_treatment, covariate_features, rows)
         batch = RidgeStatistics.from_batch(design, outcome[rows])
         stats = batch if stats is None else stats + batch
-    return solve_head(stats, alpha)
+    return stats
+
+
+def fit_stage2(predicted_treatment, covariate_features, outcome, alpha):
+    """Stage-2 weights ``u`` (float64) of the outcome on the stage-2 design."""
+    return solve_head(stage2_statistics(predicted_treatment, covariate_features, outcome), alpha)
+
+
+@torch.no_grad()
+def stage1_alpha_losses(instrument_features, treatment_features, held_out, alphas):
+    """Stage-1 loss on held-out rows of the stage-1 head solved with each alpha.
+
+    ``held_out`` is ``(instrument_features, treatment_features)`` of other
+    rows. Returns a float64 tensor of shape (len(alphas),).
+    """
+    stats = RidgeStatistics.from_batch(instrument_features, treatment_features)
+    instrument, treatment = held_out
+    treatment = treatment.to(ACCUMULATION_DTYPE)
+    losses = [
+        (predict_stage1(instrument, solve_head(stats, alpha)) - treatment).pow(2).mean()
+        for alpha in alphas
+    ]
+    return torch.stack(losses)
+
+
+@torch.no_grad()
+def stage2_alpha_losses(predicted_treatment, covariate_features, outcome, held_out, alphas):
+    """Stage-2 loss on held-out rows of the stage-2 head solved with each alpha.
+
+    ``held_out`` is ``(predicted_treatment, covariate_features, outcome)`` of
+    other rows. One pass over their design serves every alpha. Returns a
+    float64 tensor of shape (len(alphas),).
+    """
+    stats = stage2_statistics(predicted_treatment, covariate_features, outcome)
+    n_outputs = outcome.shape[1]
+    weights = torch.cat([solve_head(stats, alpha) for alpha in alphas], dim=1)
+    predicted, covariate, target = held_out
+    fitted = structural_prediction(predicted, covariate, weights)
+    residual = fitted.reshape(len(target), len(alphas), n_outputs) - target[:, None, :]
+    return residual.pow(2).mean(dim=(0, 2))
 
 
 @torch.no_grad()

@@ -630,9 +630,23 @@ def select_alpha(stats, alphas):
     if alphas.numel() == 0:
         raise ValueError("select_alpha needs at least one candidate alpha.")
     scores = ridge_gcv_scores(stats, alphas)
-    ranked = torch.nan_to_num(scores, nan=float("inf"))
+    return best_candidate(alphas, scores), scores
+
+
+def best_candidate(alphas, scores):
+    """The alpha of the smallest score: ties go to the first, NaN is never chosen.
+
+    When no score is finite, the first candidate.
+
+    Examples
+    --------
+    >>> import torch
+    >>> best_candidate([0.1, 1.0, 10.0], torch.tensor([2.0, float("nan"), 1.0]))
+    10.0
+    """
+    ranked = torch.nan_to_num(torch.as_tensor(scores), nan=float("inf"))
     best = int(torch.argmin(ranked)) if torch.isfinite(ranked).any() else 0
-    return float(alphas[best]), scores
+    return float(alphas[best])
 
 
 def head_covariance(stats, alpha, weights=None):

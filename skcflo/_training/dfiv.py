@@ -27,6 +27,8 @@ from .._ridge.dfiv_stages import (
     fit_stage1,
     fit_stage2,
     predict_stage1,
+    stage1_alpha_losses,
+    stage2_alpha_losses,
     stage2_design,
     structural_prediction,
 )
@@ -34,10 +36,12 @@ from .._ridge.head import (
     ACCUMULATION_DTYPE,
     RidgeStatistics,
     apply_head,
+    best_candidate,
     solve_head,
     solve_proximal_batch,
 )
 from .._ridge.inference import two_stage_covariance
+from .cflo import DEFAULT_ALPHAS
 from .data import PREDICT_CHUNK, compute_features
 from .loop import Checkpoint, EpochHistory, EpochLoss, TrainingOptions, run_epochs
 from .optim import network_optimizer
@@ -89,16 +93,28 @@ class DFIVNetworks:
 
 
 @dataclass
+class HalfFeatures:
+    """The three networks' features of one half, with its outcome."""
+
+    instrument: torch.Tensor
+    treatment: torch.Tensor
+    covariate: torch.Tensor | None
+    outcome: torch.Tensor
+
+
+@dataclass
 class DFIVOptions(TrainingOptions):
     """Settings of one DFIV training run: the shared ones and the two stages'."""
 
     batch_size: int | None = None
-    stage1_alpha: float = 0.1
-    stage2_alpha: float = 0.1
+    stage1_alpha: float | str = 0.1
+    stage2_alpha: float | str = 0.1
+    alphas: tuple = DEFAULT_ALPHAS
     stage1_iter: int = 20
     covariate_iter: int = 20
     stage2_iter: int = 1
     proximal_lambda: float = 0.0
+    cross_fitted_stopping: bool = False
 
 
 @dataclass
@@ -107,6 +123,8 @@ class DFIVResult(EpochHistory):
 
     stage1_weights: torch.Tensor | None = None
     stage2_weights: torch.Tensor | None = None
+    stage1_alpha: float | None = None
+    stage2_alpha: float | None = None
 
 
 def _mse(residual):
@@ -126,7 +144,9 @@ def train_dfiv(networks, options, generator, first, second, validation=None):
     networks are restored; the result says which. With a ``validation``
     sample, training stops once the held-out stage-2 loss (the IV criterion)
     has not improved by ``tol`` for ``n_iter_no_change`` epochs, and the best
-    networks are restored. The heads are then solved exactly on all rows
+    networks are restored; without one, ``options.cross_fitted_stopping`` does
+    the same with :meth:`DFIVSteps.cross_fitted_iv_loss`, which holds out no
+    rows. The heads are then solved exactly on all rows
     (both halves and the validation rows), the networks fixed (unless
     ``refit_head=False`` and training ended normally, which keeps the last
     running heads).
@@ -136,7 +156,8 @@ def train_dfiv(networks, options, generator, first, second, validation=None):
     DFIVResult
     """
     steps = DFIVSteps(networks, options, generator, first, second, validation)
-    history, _ = run_epochs(steps, options, validating=validation is not None)
+    validating = validation is not None or options.cross_fitted_stopping
+    history, _ = run_epochs(steps, options, validating=validating)
     heads = (steps.stage1_weights, steps.stage2_weights)
     stopped_early = history.diverged or history.interrupted
     if options.refit_head or stopped_early or any(head is None for head in heads):
@@ -146,10 +167,17 @@ def train_dfiv(networks, options, generator, first, second, validation=None):
         # attenuation of the average effect of price from 15% to 7% against
         # heads solved on the halves, whose stage-1 noise attenuates stage 2.
         # Early stopping's held-out rows join them: they chose the epoch, not the heads.
+        steps.choose_alphas()  # (for the networks kept)
         whole = training_rows(first, second, validation)
         heads = steps.refit(whole, whole)
     stage1, stage2 = (head.detach() for head in heads)
-    return DFIVResult(**vars(history), stage1_weights=stage1, stage2_weights=stage2)
+    return DFIVResult(
+        **vars(history),
+        stage1_weights=stage1,
+        stage2_weights=stage2,
+        stage1_alpha=steps.alpha1,
+        stage2_alpha=steps.alpha2,
+    )
 
 
 class DFIVSteps:
@@ -169,6 +197,9 @@ class DFIVSteps:
         self._optimizers = {name: opt for name, opt in optimizers.items() if opt is not None}
         self.stage1_weights = None
         self.stage2_weights = None
+        auto = "auto"
+        self.alpha1 = None if options.stage1_alpha == auto else options.stage1_alpha
+        self.alpha2 = None if options.stage2_alpha == auto else options.stage2_alpha
 
     def _modules(self):
         return {name: m for name, m in vars(self.networks).items() if m is not None}
@@ -177,6 +208,7 @@ class DFIVSteps:
         return list(self._optimizers.values())
 
     def run_epoch(self, epoch):
+        self.choose_alphas()
         losses = [self._step(a, b) for a, b in self._batch_pairs(self.first, self.second)]
         loss = float(sum(losses) / len(losses))
         if not math.isfinite(loss):
@@ -196,10 +228,13 @@ class DFIVSteps:
         self.stage2_weights = heads.get("stage2")
 
     def validation_score(self):
+        if self.validation is None:
+            return -self.cross_fitted_iv_loss()
         return -self.held_out_stage2_loss(self.validation)
 
     def score_postfix(self, score):
-        return "val IV loss", f"{-score:.4g}"
+        label = "cross-fitted IV loss" if self.validation is None else "val IV loss"
+        return label, f"{-score:.4g}"
 
     def _batch_pairs(self, first, second):
         """Pairs of mini-batches of the two halves that use every row once per epoch.
@@ -277,9 +312,7 @@ class DFIVSteps:
         loss = None
         for _ in range(max(self.options.stage2_iter, 1)):
             # V stays in the graph: the stage-2 loss reaches phi through it.
-            stage1 = fit_stage1(
-                instrument1, nets.treatment(first.treatment), self.options.stage1_alpha
-            )
+            stage1 = fit_stage1(instrument1, nets.treatment(first.treatment), self.alpha1)
             design = stage2_design(predict_stage1(instrument2, stage1), covariate2)
             weights = self._stage2_solve(design.detach(), second.outcome)
             loss = _mse(apply_head(design, weights) - second.outcome)
@@ -299,20 +332,16 @@ class DFIVSteps:
             stage1 = fit_stage1(
                 nets.instrument(first.instrument),
                 nets.treatment(first.treatment),
-                self.options.stage1_alpha,
+                self.alpha1,
             )
             return predict_stage1(nets.instrument(second.instrument), stage1)
 
     def _stage1_solve(self, features, target):
-        self.stage1_weights = self._proximal(
-            features, target, self.options.stage1_alpha, self.stage1_weights
-        )
+        self.stage1_weights = self._proximal(features, target, self.alpha1, self.stage1_weights)
         return self.stage1_weights
 
     def _stage2_solve(self, design, outcome):
-        self.stage2_weights = self._proximal(
-            design, outcome, self.options.stage2_alpha, self.stage2_weights
-        )
+        self.stage2_weights = self._proximal(design, outcome, self.alpha2, self.stage2_weights)
         return self.stage2_weights
 
     def _proximal(self, features, target, alpha, previous):
@@ -335,6 +364,72 @@ class DFIVSteps:
         return float(_mse(fitted - validation.outcome))
 
     @torch.no_grad()
+    def cross_fitted_iv_loss(self):
+        """Stage-2 loss of the stage-1 half's outcomes, which training never uses.
+
+        Training fits the stage-1 half's treatment features, never its
+        outcomes. Here they are predicted by a stage-1 head solved on the
+        other half, and the stage-2 head is the exact one of the halves
+        (trained on the stage-2 half's outcomes): every piece is out of sample
+        for these outcomes, so the loss can choose the epoch without holding
+        rows out. On the demand design (n=2000, 4 seeds, 40 epochs) the level
+        MSE of its best epoch was 0-8% above that of the best epoch, against
+        13-20% for epoch 10; the same loss with the in-sample stage-1
+        prediction kept falling for 3-7 epochs longer, into overfitting.
+        """
+        one, two = self._features_of_halves()
+        return float(self._cross_fitted_losses(one, two, [self.alpha2])[0])
+
+    def choose_alphas(self):
+        """Choose the 'auto' penalties for the current networks, on the two halves.
+
+        Stage 1's penalty minimises the stage-1 loss on the stage-2 half of
+        the head solved on the stage-1 half; stage 2's minimises the
+        cross-fitted IV loss (:meth:`cross_fitted_iv_loss`): each stage is
+        scored on rows its head was not solved on, as the DFIV paper (after
+        kernel IV) selects them.
+        """
+        auto1, auto2 = (option == "auto" for option in self._alpha_options())
+        if not (auto1 or auto2):
+            return
+        one, two = self._features_of_halves()
+        candidates = self.options.alphas
+        if auto1:
+            held_out = (two.instrument, two.treatment)
+            losses = stage1_alpha_losses(one.instrument, one.treatment, held_out, candidates)
+            self.alpha1 = best_candidate(candidates, losses)
+        if auto2:
+            losses = self._cross_fitted_losses(one, two, candidates)
+            self.alpha2 = best_candidate(candidates, losses)
+
+    def _alpha_options(self):
+        return self.options.stage1_alpha, self.options.stage2_alpha
+
+    def _cross_fitted_losses(self, one, two, stage2_alphas):
+        """The cross-fitted IV loss for each stage-2 penalty (features of both halves given)."""
+        stage1 = fit_stage1(one.instrument, one.treatment, self.alpha1)
+        other_stage1 = fit_stage1(two.instrument, two.treatment, self.alpha1)
+        held_out = (predict_stage1(one.instrument, other_stage1), one.covariate, one.outcome)
+        predicted = predict_stage1(two.instrument, stage1)
+        return stage2_alpha_losses(predicted, two.covariate, two.outcome, held_out, stage2_alphas)
+
+    @torch.no_grad()
+    def _features_of_halves(self):
+        return self._features_of(self.first), self._features_of(self.second)
+
+    def _features_of(self, sample):
+        nets = self.networks
+        covariate = None
+        if nets.covariate is not None:
+            covariate = compute_features(nets.covariate, sample.covariate)
+        return HalfFeatures(
+            compute_features(nets.instrument, sample.instrument),
+            compute_features(nets.treatment, sample.treatment),
+            covariate,
+            sample.outcome,
+        )
+
+    @torch.no_grad()
     def refit(self, first=None, second=None):
         """Exact stage-1 and stage-2 heads, networks fixed.
 
@@ -347,7 +442,7 @@ class DFIVSteps:
         chunk = PREDICT_CHUNK
         instrument1 = compute_features(nets.instrument, first.instrument, chunk)
         treatment1 = compute_features(nets.treatment, first.treatment, chunk)
-        stage1 = fit_stage1(instrument1, treatment1, self.options.stage1_alpha)
+        stage1 = fit_stage1(instrument1, treatment1, self.alpha1)
         # Both stages on the same rows (the final refit): one instrument pass serves both.
         if second is first:
             instrument2 = instrument1
@@ -357,7 +452,7 @@ class DFIVSteps:
         if nets.covariate is not None:
             covariate2 = compute_features(nets.covariate, second.covariate, chunk)
         predicted = predict_stage1(instrument2, stage1)
-        stage2 = fit_stage2(predicted, covariate2, second.outcome, self.options.stage2_alpha)
+        stage2 = fit_stage2(predicted, covariate2, second.outcome, self.alpha2)
         return stage1.to(ACCUMULATION_DTYPE), stage2.to(ACCUMULATION_DTYPE)
 
 

@@ -132,29 +132,29 @@ def _split_rows(n_samples, params):
     """
     order = _permutation(n_samples, params)
     validation = order[:0]
-    if params.get("early_stopping", False):
+    if params.get("early_stopping") is True:  # ('cross-fit', the default, holds out nothing)
         n_validation = int(np.ceil(params.get("validation_fraction", 0.1) * n_samples))
         validation, order = order[:n_validation], order[n_validation:]
     n_first = round(params.get("split_ratio", 0.5) * len(order))
     return order[:n_first], order[n_first:], validation
 
 
-def _ridge_heads(model, X, y, Z, first, second):
+def _ridge_heads(model, X, y, Z, first, second, alphas=None):
     """Both stages by sklearn Ridge (per-sample penalty alpha * n, free intercept), raw units.
 
     The code solves stage 2 on the standardised outcome and converts the weights back; ridge
     with a free intercept commutes with that affine map, so raw-unit Ridge must agree.
+    ``alphas``: the two penalties (default: the fitted ones).
     """
+    alpha1, alpha2 = (model.stage1_alpha_, model.stage2_alpha_) if alphas is None else alphas
     Z1 = None if Z is None else Z[first]
     Z2 = None if Z is None else Z[second]
     psi1 = _instrument_features(model, X[first], Z1)
-    stage1 = Ridge(alpha=model.stage1_alpha * len(first)).fit(
-        psi1, _treatment_features(model, X[first])
-    )
+    stage1 = Ridge(alpha=alpha1 * len(first)).fit(psi1, _treatment_features(model, X[first]))
     predicted2 = stage1.predict(_instrument_features(model, X[second], Z2))
     design2 = _design(predicted2, _covariate_features(model, X[second]))
     y2 = y.reshape(len(y), -1)[second]
-    stage2 = Ridge(alpha=model.stage2_alpha * len(second)).fit(design2, y2)
+    stage2 = Ridge(alpha=alpha2 * len(second)).fit(design2, y2)
     return _stacked(stage1), _stacked(stage2)
 
 
@@ -263,7 +263,7 @@ def _cross_fitted_rsquared(model, X, Z, first, second):
     fitted on the stage-1 half (what first_stage_.rsquared reports)."""
     Z1 = None if Z is None else Z[first]
     Z2 = None if Z is None else Z[second]
-    stage1 = Ridge(alpha=model.stage1_alpha * len(first)).fit(
+    stage1 = Ridge(alpha=model.stage1_alpha_ * len(first)).fit(
         _instrument_features(model, X[first], Z1), _treatment_features(model, X[first])
     )
     predicted = stage1.predict(_instrument_features(model, X[second], Z2))
@@ -393,6 +393,84 @@ def test_early_stopping_stops_restores_the_best_epoch_and_scores_the_validation_
     assert_array_equal(model.stage2_weights_, short.stage2_weights_)
 
 
+def test_cross_fitted_stopping_scores_the_stage1_halfs_outcomes_and_holds_out_nothing():
+    data = make_demand(n_samples=300, rho=0.5, random_state=4)
+    X, y, Z = data.X, data.y, data.Z
+    model, params, best_epoch = _stopped_after_its_best_epoch(X, y, Z, early_stopping="cross-fit")
+    scores = model.validation_scores_
+    assert model.n_iter_ == 1 + params["n_iter_no_change"] < params["max_iter"]
+    assert len(scores) == model.n_iter_ and model.best_validation_score_ == max(scores)
+
+    first, second, validation = _split_rows(len(X), params)
+    assert len(first) + len(second) == len(X)  # no rows held out
+    # The score: the stage-2 loss of the stage-1 half's outcomes, their treatment features
+    # predicted by a stage-1 head solved on the stage-2 half, the stage-2 head the halves'.
+    _, stage2_of_halves = _ridge_heads(model, X, y, Z, first, second)
+    stage1_of_second, _ = _ridge_heads(model, X, y, Z, second, second)
+    loss = _hand_stage2_loss(
+        model, X[first], y[first], Z[first], (stage1_of_second, stage2_of_halves)
+    )
+    assert_allclose(-model.best_validation_score_, loss / y.var(), rtol=RTOL)
+
+    short = DFIVRegressor([1, 2], **{**params, "max_iter": best_epoch}).fit(X, y, Z=Z)
+    assert_array_equal(short.validation_scores_, scores[:best_epoch])
+    assert_array_equal(model.predict(X), short.predict(X))
+
+
+CANDIDATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def test_auto_penalties_minimise_each_stages_loss_on_the_other_half():
+    data = make_demand(n_samples=300, rho=0.5, random_state=6)
+    X, y, Z = data.X, data.y, data.Z
+    params = {**FAST, "stage1_alpha": "auto", "stage2_alpha": "auto"}
+    model = DFIVRegressor([1, 2], **params).fit(X, y, Z=Z)
+    first, second, _ = _split_rows(len(X), params)
+
+    # Stage 1: the head solved on the stage-1 half, scored on the stage-2 half's features.
+    psi2 = _instrument_features(model, X[second], Z[second])
+    phi2 = _treatment_features(model, X[second])
+    stage1_losses = []
+    for alpha in CANDIDATES:
+        stage1, _ = _ridge_heads(model, X, y, Z, first, second, (alpha, 1.0))
+        stage1_losses.append(np.mean((_affine(psi2, stage1) - phi2) ** 2))
+    assert model.stage1_alpha_ == CANDIDATES[int(np.argmin(stage1_losses))]
+
+    # Stage 2: the head solved on the stage-2 half, scored on the stage-1 half's outcomes,
+    # their treatment features predicted by a stage-1 head solved on the stage-2 half.
+    alpha1 = model.stage1_alpha_
+    other_stage1, _ = _ridge_heads(model, X, y, Z, second, second, (alpha1, 1.0))
+    stage2_losses = []
+    for alpha in CANDIDATES:
+        _, stage2 = _ridge_heads(model, X, y, Z, first, second, (alpha1, alpha))
+        loss = _hand_stage2_loss(model, X[first], y[first], Z[first], (other_stage1, stage2))
+        stage2_losses.append(loss)
+    assert model.stage2_alpha_ == CANDIDATES[int(np.argmin(stage2_losses))]
+    # Different criteria, different choices here: neither is a default that leaked through.
+    assert (model.stage1_alpha_, model.stage2_alpha_) != (0.1, 0.1)
+
+    # The final heads use the chosen penalties, on every row.
+    rows = np.concatenate([first, second])
+    stage1, stage2 = _ridge_heads(model, X, y, Z, rows, rows)
+    assert_allclose(model.stage1_weights_, stage1, rtol=RTOL, atol=RTOL * np.abs(stage1).max())
+    assert_allclose(model.stage2_weights_, stage2, rtol=RTOL, atol=RTOL * np.abs(stage2).max())
+
+
+def test_fixed_penalties_are_the_fitted_ones():
+    data = make_demand(n_samples=200, rho=0.5, random_state=0)
+    model = DFIVRegressor([1, 2], **FAST).fit(data.X, data.y, Z=data.Z)
+    fixed = (FAST["stage1_alpha"], FAST["stage2_alpha"])
+    assert (model.stage1_alpha_, model.stage2_alpha_) == fixed
+
+
+def test_without_early_stopping_every_epoch_runs_and_the_last_is_kept():
+    data = make_demand(n_samples=300, rho=0.5, random_state=4)
+    params = {**STALLING, "early_stopping": False}
+    model = DFIVRegressor([1, 2], **params).fit(data.X, data.y, Z=data.Z)
+    assert model.n_iter_ == params["max_iter"]
+    assert model.validation_scores_ is None and model.best_validation_score_ is None
+
+
 def test_early_stopping_without_refit_keeps_the_best_epochs_running_heads():
     # Restoring the best epoch restores its networks and the heads they were trained with:
     # the model equals a fit that stopped at that epoch, heads included (not the last
@@ -444,6 +522,7 @@ def test_mini_batch_heads_without_refit_are_the_running_proximal_heads():
         "batch_size": 40,
         "proximal_lambda": 0.5,
         "refit_head": False,
+        "early_stopping": False,  # every one of max_iter epochs, as the hand schedule runs
         # A step of 1e-30 leaves every float32 weight as it was: the networks stay at their
         # initial values, so their fitted features are the ones every step saw.
         "solver": "sgd",

@@ -11,6 +11,8 @@ from skcflo._ridge.dfiv_stages import (
     fit_stage1,
     fit_stage2,
     predict_stage1,
+    stage1_alpha_losses,
+    stage2_alpha_losses,
     stage2_design,
     structural_prediction,
 )
@@ -304,3 +306,34 @@ def test_mini_batches_use_every_row_of_both_halves_once_per_epoch(sizes, batch_s
     # About batch_size rows per batch in the smaller half.
     smaller = min(sizes)
     assert len(pairs) == max(1, round(smaller / batch_size))
+
+
+# -- held-out losses behind the 'auto' penalties -------------------------------------------
+
+
+def test_stage1_alpha_losses_score_sklearn_ridge_on_the_other_rows():
+    psi, phi = _features(80, 3, 10), _features(80, 2, 11)
+    psi_out, phi_out = _features(50, 3, 12), _features(50, 2, 13)
+    alphas = [1e-3, 0.1, 10.0]
+    losses = stage1_alpha_losses(_t(psi), _t(phi), (_t(psi_out), _t(phi_out)), alphas)
+    expected = [
+        np.mean((_aug(psi_out) @ _ridge_weights(psi, phi, alpha) - phi_out) ** 2)
+        for alpha in alphas
+    ]
+    assert_allclose(losses.numpy(), expected, rtol=RTOL)
+
+
+def test_stage2_alpha_losses_score_sklearn_ridge_on_the_other_rows():
+    pred, chi = _features(90, 2, 20), _features(90, 2, 21)
+    y = pred[:, :1] * chi[:, :1] + np.random.default_rng(22).normal(size=(90, 2))
+    pred_out, chi_out = _features(40, 2, 23), _features(40, 2, 24)
+    y_out = np.random.default_rng(25).normal(size=(40, 2))
+    alphas = [1e-4, 0.3]
+    held_out = (_t(pred_out), _t(chi_out), _t(y_out))
+    losses = stage2_alpha_losses(_t(pred), _t(chi), _t(y), held_out, alphas)
+    design_out = _aug(_outer_design(pred_out, chi_out))
+    expected = [
+        np.mean((design_out @ _ridge_weights(_outer_design(pred, chi), y, alpha) - y_out) ** 2)
+        for alpha in alphas
+    ]
+    assert_allclose(losses.numpy(), expected, rtol=RTOL)
