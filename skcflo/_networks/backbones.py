@@ -58,6 +58,11 @@ class MLPBackbone(BaseEstimator):
         If set, a final linear layer (no activation) maps to this many
         features: a low-dimensional linear read-out, as DFIV's treatment
         network uses.
+    include_inputs : bool, default=False
+        Put the inputs themselves beside the learned features (a skip
+        connection to the head), so that the head can be linear in the inputs
+        exactly: ridge on the inputs is then nested in the model. The feature
+        width grows by ``n_features_in``.
 
     Examples
     --------
@@ -65,12 +70,19 @@ class MLPBackbone(BaseEstimator):
     >>> net = MLPBackbone(hidden_layer_sizes=(8, 4)).build_module(3)
     >>> net[-2].out_features
     4
+    >>> import torch
+    >>> skip = MLPBackbone(hidden_layer_sizes=(8, 4), include_inputs=True).build_module(3)
+    >>> tuple(skip(torch.zeros(5, 3)).shape)
+    (5, 7)
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", output_size=None):
+    def __init__(
+        self, hidden_layer_sizes=(100,), activation="relu", output_size=None, include_inputs=False
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.output_size = output_size
+        self.include_inputs = include_inputs
 
     def build_module(self, n_features_in):
         """Build an untrained :class:`torch.nn.Sequential` for ``n_features_in`` inputs."""
@@ -86,7 +98,21 @@ class MLPBackbone(BaseEstimator):
             width = size
         if self.output_size is not None:
             layers.append(nn.Linear(width, _validated_sizes((self.output_size,))[0]))
-        return nn.Sequential(*layers) if layers else nn.Sequential(nn.Identity())
+        if not layers:
+            return nn.Sequential(nn.Identity())  # (the inputs already, once)
+        network = nn.Sequential(*layers)
+        return WithInputs(network) if self.include_inputs else network
+
+
+class WithInputs(nn.Module):
+    """``[x, network(x)]``: a network's features with its inputs beside them."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+
+    def forward(self, inputs):
+        return torch.cat([inputs, self.network(inputs)], dim=-1)
 
 
 def _validated_sizes(hidden_layer_sizes):
