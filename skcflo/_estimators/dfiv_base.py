@@ -178,8 +178,8 @@ class BaseDFIV(EffectsMixin, BaseNetworkEstimator):
             batch_size=None if full_batches else self.batch_size,
             stage1_alpha=self.stage1_alpha,
             stage2_alpha=self.stage2_alpha,
-            stage1_iter=self.stage1_iter,
-            covariate_iter=self.covariate_iter,
+            stage1_iter=_steps_per_batch(self.stage1_iter, full_batches),
+            covariate_iter=_steps_per_batch(self.covariate_iter, full_batches),
             stage2_iter=self.stage2_iter,
             proximal_lambda=0.0 if full_batches else self.proximal_lambda,
             cross_fitted_stopping=isinstance(self.early_stopping, str),
@@ -256,3 +256,15 @@ class BaseDFIV(EffectsMixin, BaseNetworkEstimator):
             as_tensor(X[:, ~self.covariate_mask_], device),
         )
         return treatment, self._covariate_features_of(X, device)
+
+
+# Instrument- and covariate-network steps per batch that 'auto' takes: the
+# reference schedule's with full batches; fewer per mini-batch, where a step
+# sees a small share of the rows (measured in the DFIVRegressor docstring).
+AUTO_STEPS = {"full": 20, "mini-batch": 5}
+
+
+def _steps_per_batch(option, full_batches):
+    if option != "auto":
+        return option
+    return AUTO_STEPS["full" if full_batches else "mini-batch"]

@@ -63,10 +63,15 @@ None, 'linear', spec, nn.Module or callable, default=None
         1e-3 on raw inputs; with standardised inputs, learning rate 1e-2 and
         three treatment steps per epoch, 10 epochs reach a lower error on the
         demand design in a tenth of the time (``benchmarks/bench_dfiv.py``).
-    stage1_iter : int, default=20
-        Instrument-network steps per epoch (per mini-batch).
-    covariate_iter : int, default=20
-        Covariate-network steps per epoch (per mini-batch).
+    stage1_iter : int or 'auto', default='auto'
+        Instrument-network steps per epoch (per mini-batch). 'auto': 20 with
+        full batches (the reference schedule), 5 per mini-batch. On the demand
+        design with ``batch_size=1000`` (one seed each), 20 steps per batch
+        took 65 s for level MSE 42 at n=100,000 and 465 s for 447 at
+        n=1,000,000; 5 steps took 36 s for 38 and 116 s for 19.
+    covariate_iter : int or 'auto', default='auto'
+        Covariate-network steps per epoch (per mini-batch); 'auto' as for
+        ``stage1_iter``.
     stage2_iter : int, default=3
         Treatment-network steps per epoch (per mini-batch).
     batch_size : int or 'full', default='full'
@@ -188,8 +193,8 @@ default='constant'
         "stage1_alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "stage2_alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "split_ratio": [Interval(Real, 0, 1, closed="neither")],
-        "stage1_iter": [Interval(Integral, 0, None, closed="left")],
-        "covariate_iter": [Interval(Integral, 0, None, closed="left")],
+        "stage1_iter": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "covariate_iter": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "stage2_iter": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [StrOptions({"full"}), Interval(Integral, 1, None, closed="left")],
         "proximal_lambda": [Interval(Real, 0, None, closed="left")],
@@ -208,8 +213,8 @@ default='constant'
         stage2_alpha=0.1,
         split_ratio=0.5,
         max_iter=10,
-        stage1_iter=20,
-        covariate_iter=20,
+        stage1_iter="auto",
+        covariate_iter="auto",
         stage2_iter=3,
         batch_size="full",
         proximal_lambda=1.0,

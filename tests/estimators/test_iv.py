@@ -446,3 +446,13 @@ def test_auto_learning_rate_is_smaller_for_mini_batches(batch_size, rate):
     other.fit(data.X, data.y, Z=data.Z)
     np.testing.assert_array_equal(auto.predict(data.X), explicit.predict(data.X))
     assert not np.array_equal(auto.predict(data.X), other.predict(data.X))
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "expected"), [("full", 20), (64, 5)], ids=["full batches", "mini-batches"]
+)
+def test_auto_steps_per_batch_are_fewer_with_mini_batches(batch_size, expected):
+    options = DFIVRegressor(batch_size=batch_size)._options()
+    assert (options.stage1_iter, options.covariate_iter) == (expected, expected)
+    explicit = DFIVRegressor(batch_size=batch_size, stage1_iter=7, covariate_iter=0)._options()
+    assert (explicit.stage1_iter, explicit.covariate_iter) == (7, 0)
