@@ -53,6 +53,8 @@ setup(
         "distributed": DISTRIBUTED,
         "ray": RAY,
         "operators": OPERATORS,
+        # Peers measured beside skcflo in benchmarks/ (not needed by the tests).
+        "peers": ["econml>=0.17"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

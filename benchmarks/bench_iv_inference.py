@@ -28,6 +28,12 @@ Run::
     python benchmarks/bench_iv_inference.py --quick            # 8 reps, n=2000 only
     python benchmarks/bench_iv_inference.py --jobs 2           # replications in parallel
     python benchmarks/bench_iv_inference.py --sweep --reps 10 --jobs 2
+    python benchmarks/bench_iv_inference.py --peers --reps 10 --jobs 2   # needs .[peers]
+
+``--peers`` fits econml's ``DMLIV()`` (defaults: its effect is linear in price
+with coefficients linear in the covariates) on the same replications at
+rho=0.5: average-effect bias, effect MSE on the grid and fit time. Its
+intervals need a bootstrap of every fit and are left out.
 """
 
 import argparse
@@ -133,6 +139,46 @@ def sweep(reps, jobs):
         _print_row(label, summarise(rows), columns)
 
 
+def replicate_econml(n_samples, rho, seed):
+    """econml's DMLIV at its defaults, the effect linear in price (the peer of issue 18)."""
+    from econml.iv.dml import DMLIV
+
+    torch.set_num_threads(1)
+    data = make_demand(n_samples=n_samples, rho=rho, random_state=seed)
+    price, covariates = data.X[:, 0], data.X[:, 1:]
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = DMLIV(random_state=seed).fit(data.y, price, Z=data.Z, X=covariates)
+    seconds = time.perf_counter() - start
+    test = make_demand_test()
+    truth_ate = float(_true_effect(data.X).mean())
+    grid_effect = model.effect(test.X[:, 1:], T0=test.X[:, 0], T1=test.X[:, 0] + 1)
+    return {
+        "ATE bias %": 100 * (float(model.ate(covariates)) - truth_ate) / abs(truth_ate),
+        "effect MSE": float(np.mean((grid_effect - _true_effect(test.X)) ** 2)),
+        "fit s": seconds,
+    }
+
+
+def peers(sizes, reps, jobs):
+    """DFIVRegressor() beside econml's DMLIV() on the same replications (rho=0.5)."""
+    columns = ["ATE bias %", "effect MSE", "fit s"]
+    print("| n | method | " + " | ".join(columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
+    for n_samples in sizes:
+        dfiv = Parallel(n_jobs=jobs)(
+            delayed(replicate)(n_samples, 0.5, seed, {}) for seed in range(reps)
+        )
+        econml = Parallel(n_jobs=jobs)(
+            delayed(replicate_econml)(n_samples, 0.5, seed) for seed in range(reps)
+        )
+        dfiv_summary = summarise(dfiv)
+        econml_summary = {c: float(np.mean([row[c] for row in econml])) for c in columns}
+        _print_row(f"{n_samples} | DFIVRegressor(covariates=[1, 2])", dfiv_summary, columns)
+        _print_row(f"{n_samples} | econml DMLIV()", econml_summary, columns)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="8 replications, n=2000 only")
@@ -141,6 +187,7 @@ def main(argv=None):
     parser.add_argument("--sizes", type=int, nargs="+", default=None)
     parser.add_argument("--rhos", type=float, nargs="+", default=[0.5, 0.9])
     parser.add_argument("--sweep", action="store_true", help="vary max_iter and width instead")
+    parser.add_argument("--peers", action="store_true", help="beside econml's DMLIV (rho=0.5)")
     args = parser.parse_args(argv)
     print_provenance()
     reps = args.reps or (8 if args.quick else 50)
@@ -149,6 +196,10 @@ def main(argv=None):
         sweep(reps, args.jobs)
         return
     sizes = args.sizes or ([2000] if args.quick else [2000, 5000])
+    if args.peers:
+        print(f"# {reps} replications per design; econml's DMLIV at its defaults")
+        peers(sizes, reps, args.jobs)
+        return
     print(f"# DFIVRegressor(covariates=[1, 2]) defaults; {reps} replications per design")
     columns = None
     for n_samples in sizes:

@@ -114,7 +114,9 @@ default='constant'
 
         - 'cross-fit': the stage-2 loss of the stage-1 half's outcomes, which
           training never uses, with their treatment features predicted by a
-          stage-1 head solved on the other half. No rows are held out.
+          stage-1 head solved on the other half. No rows are held out. Where
+          the loss is flat, more training wins: the networks kept are those of
+          the latest epoch within ``tol`` of the best.
         - True: the stage-2 loss of ``validation_fraction`` of the rows, held
           out of training.
         - False: no guard; exactly ``max_iter`` epochs, the last one kept
@@ -127,9 +129,9 @@ default='constant'
         Share of the rows held out with ``early_stopping=True``.
     n_iter_no_change : int, default=3
         Patience of ``early_stopping``, in epochs.
-    tol : float, default=1e-4
+    tol : float, default=3e-4
         Least improvement of the IV criterion that counts (standardised
-        outcome units).
+        outcome units; on the demand design the criterion is about 0.007).
     cov_type : {'robust', 'unadjusted'}, default='robust'
         Form of the stage-2 head's covariance behind the intervals of
         :meth:`effect_interval` and :meth:`ate_interval`: White's
@@ -227,7 +229,7 @@ default='constant'
         early_stopping="cross-fit",
         validation_fraction=0.1,
         n_iter_no_change=3,
-        tol=1e-4,
+        tol=3e-4,
         cov_type="robust",
         device="auto",
         random_state=None,

@@ -92,6 +92,8 @@ class CFLOSteps:
     """CFLO's epoch for the shared loop: mini-batch passes, head and backbone together."""
 
     loss_label = "loss"
+    # Early stopping keeps the best epoch, as scikit-learn's MLPRegressor does.
+    prefers_latest_epoch = False
 
     def __init__(
         self, backbone, head_update, options, generator, exact, scaler, held_out=None, group=None

@@ -58,6 +58,8 @@ class EpochSteps(Protocol):
     """What an estimator's training plugs into :func:`run_epochs`."""
 
     loss_label: str
+    # Which epoch early stopping keeps: the best (False) or the latest near it (see Patience).
+    prefers_latest_epoch: bool
 
     def optimizers(self):
         """The optimisers whose learning rates the schedules drive."""
@@ -98,7 +100,10 @@ class Patience:
 
     An epoch is stale unless its score beats the best by more than ``tol``;
     the best state is kept whenever the score beats the best at all
-    (scikit-learn's ``n_iter_no_change`` / ``tol`` rule).
+    (scikit-learn's ``n_iter_no_change`` / ``tol`` rule). With
+    ``prefer_latest``, the state kept is instead that of the latest epoch
+    whose score is within ``tol`` of the best: where the score is flat, more
+    training wins (see :class:`~skcflo._training.dfiv.DFIVSteps`).
 
     Examples
     --------
@@ -107,11 +112,17 @@ class Patience:
     ...     patience.update(score, state=epoch)
     >>> patience.exhausted(), patience.best_score, patience.best_state
     (True, 1.08, 2)
+    >>> latest = Patience(tol=0.1, n_iter_no_change=5, prefer_latest=True)
+    >>> for epoch, score in enumerate([1.0, 1.5, 1.45, 1.2]):
+    ...     latest.update(score, state=epoch)
+    >>> latest.best_score, latest.best_state
+    (1.5, 2)
     """
 
-    def __init__(self, tol, n_iter_no_change):
+    def __init__(self, tol, n_iter_no_change, prefer_latest=False):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.prefer_latest = prefer_latest
         self.best_score = -math.inf
         self.best_state = None
         self.stale_epochs = 0
@@ -121,9 +132,10 @@ class Patience:
             self.stale_epochs = 0
         else:
             self.stale_epochs += 1
-        if score > self.best_score:
-            self.best_score = score
+        near_best = self.prefer_latest and score >= self.best_score - self.tol
+        if score > self.best_score or near_best:
             self.best_state = state
+        self.best_score = max(self.best_score, score)
 
     def exhausted(self):
         return self.stale_epochs >= self.n_iter_no_change
@@ -178,7 +190,9 @@ def run_epochs(steps, options, *, validating=False):
     """
     history = EpochHistory()
     checkpoints = [steps.checkpoint(0)]
-    patience = Patience(options.tol, options.n_iter_no_change) if validating else None
+    patience = None
+    if validating:
+        patience = Patience(options.tol, options.n_iter_no_change, steps.prefers_latest_epoch)
     schedulers = [make_scheduler(optimizer, options) for optimizer in steps.optimizers()]
     bar = progress_bar(options.max_iter, options.verbose)
     try:
