@@ -212,6 +212,9 @@ class DFIVSteps:
         auto = "auto"
         self.alpha1 = None if options.stage1_alpha == auto else options.stage1_alpha
         self.alpha2 = None if options.stage2_alpha == auto else options.stage2_alpha
+        # Both halves' features of the current networks: the guard's score at the end
+        # of an epoch and the next epoch's 'auto' penalties both need them.
+        self._cached_features = None
 
     def _modules(self):
         return {name: m for name, m in vars(self.networks).items() if m is not None}
@@ -221,6 +224,7 @@ class DFIVSteps:
 
     def run_epoch(self, epoch):
         self.choose_alphas()
+        self._cached_features = None  # (the networks are about to change)
         losses = [self._step(a, b) for a, b in self._batch_pairs(self.first, self.second)]
         loss = float(sum(losses) / len(losses))
         if not math.isfinite(loss):
@@ -235,6 +239,7 @@ class DFIVSteps:
         return Checkpoint(self._modules(), epoch, heads=heads)
 
     def restore(self, checkpoint):
+        self._cached_features = None
         heads = checkpoint.restore(self._modules())
         self.stage1_weights = heads.get("stage1")
         self.stage2_weights = heads.get("stage2")
@@ -427,7 +432,9 @@ class DFIVSteps:
 
     @torch.no_grad()
     def _features_of_halves(self):
-        return self._features_of(self.first), self._features_of(self.second)
+        if self._cached_features is None:
+            self._cached_features = self._features_of(self.first), self._features_of(self.second)
+        return self._cached_features
 
     def _features_of(self, sample):
         nets = self.networks
