@@ -17,9 +17,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
 from .._networks.backbones import ACTIVATIONS, MLPBackbone
-from .._ridge.head import apply_head, predictive_std
+from .._ridge.head import apply_linear_head, predictive_std
 from .._training.cflo import DEFAULT_ALPHAS, CFLOOptions, TrainingResult, train_cflo
-from .._training.data import check_features, compute_features
+from .._training.data import check_features
 from .._training.head_updates import (
     HEAD_UPDATES,
     UPDATE_ORDERS,
@@ -32,12 +32,12 @@ from .base import BACKBONE_CONSTRAINT, BaseNetworkEstimator
 from .glue import (
     as_tensor,
     build_seeded_backbone,
-    copy_to_device,
     draw_seed,
     make_generator,
     resolve_device,
     rollback_on_failure,
 )
+from .prediction import PredictionNetwork
 
 
 class BaseCFLO(BaseNetworkEstimator):
@@ -287,9 +287,9 @@ class BaseCFLO(BaseNetworkEstimator):
         A 1-D target of ``fit`` gives 1-D outputs.
         """
         X, device = self._prediction_input(X)
-        features = _prediction_features(self.backbone_, X, device)
-        weights = torch.from_numpy(self._head_weights()).to(device)
-        outputs = [apply_head(features, weights)]
+        inputs = as_tensor(X, device, dtype=torch.float64)
+        features = self._prediction_network_.features(self.backbone_, inputs, device)
+        outputs = [apply_linear_head(features, self.coef_, self.intercept_)]
         if return_std:
             inverse_system = torch.from_numpy(self._inverse_system_).to(device)
             noise = torch.from_numpy(np.atleast_1d(self.noise_variance_)).to(device)
@@ -329,6 +329,7 @@ class BaseCFLO(BaseNetworkEstimator):
         if hasattr(self, "_stream_"):
             del self._stream_  # a fit starts any later stream afresh
         self.backbone_ = result.backbone.cpu().eval()
+        self._prediction_network_ = PredictionNetwork()
         self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
         self.best_loss_ = min(result.loss_curve, default=None)
         self.alpha_ = result.alpha
@@ -340,48 +341,6 @@ class BaseCFLO(BaseNetworkEstimator):
             self.coef_ = self.coef_[0]
             self.intercept_ = float(self.intercept_[0])
             self.noise_variance_ = float(self.noise_variance_[0])
-
-    def _head_weights(self):
-        """The augmented ``(d + 1, n_outputs)`` head matrix from ``coef_``, ``intercept_``."""
-        coef = np.atleast_2d(self.coef_)
-        return np.vstack([coef.T, np.atleast_1d(self.intercept_)[None, :]])
-
-
-def _prediction_features(backbone, X, device):
-    """The backbone's features of ``X`` for prediction, in float64 where the module allows.
-
-    float32 matrix products sum in an order that depends on the shape of the
-    batch (a single row takes a different kernel than many), so float32
-    predictions of one row change in the 7th digit with the rows predicted
-    beside it. A float64 copy of the trained network makes a row's prediction
-    independent of its batch to ~1e-15, and no less accurate; a module that
-    cannot run in float64 (e.g. a custom float32-only operation) predicts in
-    float32.
-    """
-    inputs = as_tensor(X, device, dtype=torch.float64)
-    try:
-        return compute_features(_widened(backbone, device), inputs)
-    except (RuntimeError, TypeError):
-        narrow = copy_to_device(backbone, device)
-        return compute_features(narrow, inputs.float()).double()
-
-
-def _widened(backbone, device):
-    """A double-precision copy of ``backbone`` on ``device``.
-
-    Real parameters and buffers become float64 and complex ones complex128
-    (``Module.to(torch.float64)`` would cast complex weights, such as those of
-    spectral convolutions, to real ones and drop their imaginary parts).
-    """
-
-    def widen(tensor):
-        if tensor.is_complex():
-            return tensor.to(device=device, dtype=torch.complex128)
-        if tensor.is_floating_point():
-            return tensor.to(device=device, dtype=torch.float64)
-        return tensor.to(device=device)
-
-    return copy.deepcopy(backbone)._apply(widen)
 
 
 _PROBE_ROWS = 8

@@ -23,6 +23,7 @@ What the formulas are (read from the source, restated here):
 
 import copy
 import math
+import pickle
 import warnings
 
 import numpy as np
@@ -531,3 +532,64 @@ def test_prediction_of_a_complex_weighted_backbone_is_float64_and_batch_independ
     weight = model.backbone_.weight.detach().numpy().astype(np.complex128)
     features = np.tanh((X[:50] @ weight).real)
     assert_allclose(together, features @ model.coef_ + model.intercept_, rtol=1e-6)
+
+
+class _Float32Only(nn.Module):
+    """A module that refuses float64 inputs, as a custom float32 kernel would."""
+
+    def __init__(self, n_inputs, width):
+        super().__init__()
+        self.linear = nn.Linear(n_inputs, width)
+
+    def forward(self, x):
+        if x.dtype != torch.float32:
+            raise TypeError("float32 only")
+        return torch.tanh(self.linear(x))
+
+
+def _hand_prediction(model, X):
+    """head(backbone(X)) recomputed in numpy from the fitted MLP's weights."""
+    hidden = np.asarray(X, dtype=np.float32).astype(np.float64)
+    layers = [m for m in model.backbone_.modules() if isinstance(m, nn.Linear)]
+    for layer in layers:
+        weight = layer.weight.detach().numpy().astype(np.float64)
+        hidden = np.maximum(hidden @ weight.T + layer.bias.detach().numpy(), 0.0)
+    return hidden @ model.coef_ + model.intercept_
+
+
+def test_predict_follows_the_backbone_when_it_changes_in_place_or_by_refit():
+    # predict keeps its float64 copy of the network between calls; an in-place change
+    # of the weights or a new fit must reach the next prediction.
+    X, y = make_friedman1(n_samples=200, noise=1.0, random_state=0)
+    model = CFLORegressor(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+    assert_allclose(model.predict(X[:5]), _hand_prediction(model, X[:5]), rtol=1e-10)
+    with torch.no_grad():
+        next(model.backbone_.parameters()).mul_(0.5)
+    assert_allclose(model.predict(X[:5]), _hand_prediction(model, X[:5]), rtol=1e-10)
+    model.set_params(random_state=1).fit(X, y)
+    assert_allclose(model.predict(X[:5]), _hand_prediction(model, X[:5]), rtol=1e-10)
+
+
+def test_predict_copy_is_neither_pickled_nor_shared_by_copies():
+    X, y = make_friedman1(n_samples=200, noise=1.0, random_state=0)
+    model = CFLORegressor(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+    bare = pickle.dumps(model)
+    expected = model.predict(X[:5])  # the float64 copy now exists
+    assert len(pickle.dumps(model)) == len(bare)
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        next(twin.backbone_.parameters()).zero_()
+    assert_allclose(model.predict(X[:5]), expected, rtol=0, atol=0)
+    assert not np.allclose(twin.predict(X[:5]), expected)
+
+
+def test_predict_falls_back_to_float32_for_a_float32_only_backbone():
+    X, y = make_friedman1(n_samples=200, noise=1.0, random_state=0)
+    torch.manual_seed(0)
+    model = CFLORegressor(backbone=_Float32Only(10, 8), max_iter=2, random_state=0).fit(X, y)
+    for _ in range(2):  # the second call takes the remembered float32 path
+        prediction = model.predict(X[:5])
+        features = model.backbone_(torch.as_tensor(X[:5], dtype=torch.float32))
+        hand = features.detach().numpy().astype(np.float64) @ model.coef_ + model.intercept_
+        assert prediction.dtype == np.float64
+        assert_allclose(prediction, hand, rtol=1e-6)
