@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from .._networks.backbones import ACTIVATIONS, MLPBackbone
 from .._ridge.head import apply_linear_head, predictive_std
@@ -66,7 +66,7 @@ class BaseCFLO(BaseNetworkEstimator):
     }
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train the backbone and the closed-form head.
 
         Parameters
@@ -75,6 +75,15 @@ class BaseCFLO(BaseNetworkEstimator):
             Training inputs (float or int; pandas DataFrames keep their names).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the rows: the backbone's loss is the
+            weighted mean squared error of each mini-batch, the head a
+            weighted ridge fit (with a frozen backbone it equals
+            ``Ridge(alpha=alpha * sample_weight.sum()).fit(features, y,
+            sample_weight)``), and early stopping scores a weighted R². An
+            integer weight acts as repeating the row, a zero as dropping it
+            (exactly for the head; for the backbone up to the mini-batches
+            drawn); multiplying every weight by a constant changes nothing.
 
         Returns
         -------
@@ -85,6 +94,7 @@ class BaseCFLO(BaseNetworkEstimator):
         group = current_data_parallel()
         with rollback_on_failure(self):
             X, y = self._validated_training_data(X, y, reset=True)
+            weight = _checked_sample_weight(sample_weight, X, group)
             device, seed = self._device_and_seed(group, len(X))
             backbone = self._initial_backbone(warm, seed, device)
             train, validation = self._split_rows(len(X), seed)
@@ -92,6 +102,7 @@ class BaseCFLO(BaseNetworkEstimator):
             grid, width = _probe_backbone(backbone, inputs)
             Y = _target_layout(y, grid)
             targets = as_tensor(Y[train], device, dtype=torch.float64)
+            rows_weight = _rows_weight(weight, train, device)
             options = self._training_options(len(train))
             order = self._update_order(min(options.batch_size, len(train)), grid, width + 1)
             result = train_cflo(
@@ -106,8 +117,10 @@ class BaseCFLO(BaseNetworkEstimator):
                 else (
                     as_tensor(X[validation], device),
                     as_tensor(Y[validation], device, dtype=torch.float64),
+                    _rows_weight(weight, validation, device),
                 ),
                 group=group,
+                sample_weight=rows_weight,
             )
             if warm is not None:
                 result.loss_curve[:0] = warm.loss_curve_
@@ -117,7 +130,7 @@ class BaseCFLO(BaseNetworkEstimator):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Train one epoch on a chunk of data, carrying the head's statistics over.
 
         For data that never fits in memory at once: call it once per chunk,
@@ -139,6 +152,9 @@ class BaseCFLO(BaseNetworkEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the chunk's rows, as in :meth:`fit`; the
+            head's running statistics are weighted sums.
 
         Returns
         -------
@@ -154,16 +170,26 @@ class BaseCFLO(BaseNetworkEstimator):
             if self.head_update == "gradient":
                 raise ValueError("partial_fit needs a closed-form head_update, not 'gradient'.")
             X, y = self._validated_training_data(X, y, reset=first_call and not self._is_fitted())
+            weight = _checked_sample_weight(sample_weight, X)
             device = resolve_device(self.device)
             inputs = as_tensor(X, device)
+            rows_weight = _rows_weight(weight, slice(None), device)
             options = self._training_options(len(X))
-            stream = self._start_stream(inputs, y, device, options) if first_call else self._stream_
+            if first_call:
+                stream = self._start_stream(inputs, y, device, options, rows_weight)
+            else:
+                stream = self._stream_
             stream.to(device)
             targets = as_tensor(_target_layout(y, stream.grid), device, dtype=torch.float64)
             batch_rows = min(options.batch_size, len(X))
             order = self._update_order(batch_rows, stream.grid, stream.n_coefficients)
             loss = stream.train_chunk(
-                inputs, targets, self._head_update(order), options, self.forgetting_factor
+                inputs,
+                targets,
+                self._head_update(order),
+                options,
+                self.forgetting_factor,
+                rows_weight,
             )
             if loss is None:
                 raise ValueError(
@@ -250,7 +276,7 @@ class BaseCFLO(BaseNetworkEstimator):
             reduce=None if group is None else group.reduce_statistics,
         )
 
-    def _start_stream(self, inputs, y, device, options):
+    def _start_stream(self, inputs, y, device, options, sample_weight=None):
         seed = draw_seed(self.random_state)
         if self._is_fitted():
             backbone = copy.deepcopy(self.backbone_).to(device)
@@ -260,7 +286,8 @@ class BaseCFLO(BaseNetworkEstimator):
             )
         grid, _ = _probe_backbone(backbone, inputs)
         targets = as_tensor(_target_layout(y, grid), device, dtype=torch.float64)
-        return Stream(backbone, inputs, targets, options, make_generator(seed), grid)
+        generator = make_generator(seed)
+        return Stream(backbone, inputs, targets, options, generator, grid, sample_weight)
 
     def _store_stream(self, stream, loss, y):
         weights, noise_variance, inverse_system = stream.head()
@@ -344,6 +371,21 @@ class BaseCFLO(BaseNetworkEstimator):
 
 
 _PROBE_ROWS = 8
+
+
+def _checked_sample_weight(sample_weight, X, group=None):
+    """Validated float64 weights of the rows of ``X``, or ``None`` for equal weights."""
+    if sample_weight is None:
+        return None
+    if group is not None:
+        raise ValueError("sample_weight is not supported in data-parallel training.")
+    # Raises for negative weights and for all-zero ones (no row would train).
+    return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+
+
+def _rows_weight(weight, rows, device):
+    """The weights of ``rows`` as a float64 tensor on ``device`` (``None`` stays ``None``)."""
+    return None if weight is None else as_tensor(weight[rows], device, dtype=torch.float64)
 
 
 def _target_layout(y, grid):

@@ -60,6 +60,19 @@ def augment(features, dtype=ACCUMULATION_DTYPE):
     return torch.cat([features, ones], dim=1)
 
 
+def row_weights(sample_weight, n_rows):
+    """Per-sample weights (n,) repeated over the ``n_rows / n`` grid positions of each, float64.
+
+    Examples
+    --------
+    >>> import torch
+    >>> row_weights(torch.tensor([1.0, 2.0]), 4).tolist()
+    [1.0, 1.0, 2.0, 2.0]
+    """
+    sample_weight = sample_weight.to(ACCUMULATION_DTYPE)
+    return sample_weight.repeat_interleave(n_rows // sample_weight.shape[0])
+
+
 def penalty_diagonal(n_coefficients, alpha, lam=0.0, *, device=None):
     """Diagonal of the per-sample penalty ``lam * I + alpha * D``.
 
@@ -178,20 +191,29 @@ class RidgeStatistics:
     target_sq: torch.Tensor | None = None
 
     @classmethod
-    def from_batch(cls, features, targets):
+    def from_batch(cls, features, targets, sample_weight=None):
         """Statistics of features (n, ..., d) and targets (n, ..., k).
 
         Operator-shaped batches (a feature vector per grid position) count
         every position of every sample as one row: the head is shared by all
         positions, like the pointwise projection that ends a neural operator.
+        ``sample_weight`` (n,) weights every row of a sample (all its grid
+        positions); the count is then the sum of the weights, so that an
+        integer weight equals repeating the sample and a zero dropping it.
         """
         augmented = augment(features.reshape(-1, features.shape[-1]))
         targets = targets.reshape(-1, targets.shape[-1]).to(ACCUMULATION_DTYPE)
+        if sample_weight is None:
+            weighted, weighted_targets, count = augmented, targets, float(augmented.shape[0])
+        else:
+            row_weight = row_weights(sample_weight, augmented.shape[0])[:, None]
+            weighted, weighted_targets = augmented * row_weight, targets * row_weight
+            count = float(row_weight.sum())
         return cls(
-            augmented.T @ augmented,
-            augmented.T @ targets,
-            float(augmented.shape[0]),
-            (targets * targets).sum(dim=0),
+            weighted.T @ augmented,
+            weighted.T @ targets,
+            count,
+            (weighted_targets * targets).sum(dim=0),
         )
 
     def __add__(self, other):
@@ -250,7 +272,7 @@ def solve_head(stats, alpha, lam=0.0, previous=None):
     return solve_spd(system, rhs, definite=definite)
 
 
-def solve_proximal_batch(features, targets, alpha, lam, previous):
+def solve_proximal_batch(features, targets, alpha, lam, previous, sample_weight=None):
     """Proximal ridge head of one mini-batch, in the cheaper of two equivalent forms.
 
     The same solution as ``solve_head(RidgeStatistics.from_batch(features,
@@ -286,6 +308,9 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
         Per-sample proximal strength.
     previous : torch.Tensor of shape (d + 1, k)
         The head before this batch.
+    sample_weight : torch.Tensor of shape (B,), default=None
+        Weights of the batch's samples; a weighted batch is solved from its
+        float64 normal equations (:meth:`RidgeStatistics.from_batch`).
 
     Returns
     -------
@@ -302,6 +327,9 @@ def solve_proximal_batch(features, targets, alpha, lam, previous):
     >>> torch.allclose(fast, exact, rtol=0, atol=1e-6)  # fast solves in float32 here
     True
     """
+    if sample_weight is not None:
+        stats = RidgeStatistics.from_batch(features, targets, sample_weight)
+        return solve_head(stats, alpha, lam, previous)
     if lam > 0:
         rows = augment(features.reshape(-1, features.shape[-1]), dtype=features.dtype)
         precision = _batch_precision(rows, alpha, lam)

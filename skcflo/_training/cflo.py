@@ -19,6 +19,7 @@ from .._ridge.head import (
     ACCUMULATION_DTYPE,
     apply_head,
     head_covariance,
+    row_weights,
     select_alpha,
     solve_head,
 )
@@ -50,7 +51,15 @@ class TrainingResult(EpochHistory):
 
 
 def train_cflo(
-    backbone, inputs, targets, head_update, options, generator, validation=None, group=None
+    backbone,
+    inputs,
+    targets,
+    head_update,
+    options,
+    generator,
+    validation=None,
+    group=None,
+    sample_weight=None,
 ):
     """Train ``backbone`` by gradient steps against a closed-form head.
 
@@ -65,23 +74,27 @@ def train_cflo(
     options : CFLOOptions
     generator : torch.Generator
         Source of the mini-batch order.
-    validation : tuple of (inputs, targets) tensors, default=None
-        Held-out data for early stopping: training stops once the validation
-        R² has not improved by ``options.tol`` for ``options.n_iter_no_change``
-        epochs, and the best state is restored.
+    validation : tuple of (inputs, targets, sample_weight), default=None
+        Held-out data for early stopping (``sample_weight`` may be ``None``):
+        training stops once the validation R² has not improved by
+        ``options.tol`` for ``options.n_iter_no_change`` epochs, and the best
+        state is restored.
     group : skcflo.distributed.DataParallel, default=None
         Spread every global batch over the processes of a data-parallel
         group (see :mod:`skcflo.distributed`); ``None`` trains in this
         process alone.
+    sample_weight : torch.Tensor of shape (n_samples,), float64, default=None
+        Weights of the training rows: in the backbone's loss (a weighted mean
+        over each batch), the heads' ridge statistics and the target scaling.
 
     Returns
     -------
     TrainingResult
     """
-    scaler = TargetScaler(targets)
+    scaler = TargetScaler(targets, sample_weight)
     scaled = scaler.transform(targets)
     batch_size = min(options.batch_size, inputs.shape[0])
-    exact = ExactHead(backbone, inputs, scaled, batch_size, options, group)
+    exact = ExactHead(backbone, inputs, scaled, batch_size, options, group, sample_weight)
     held_out = None if validation is None else HeldOut(*validation, scaler, options.batch_size)
     steps = CFLOSteps(backbone, head_update, options, generator, exact, scaler, held_out, group)
     history, checkpoints = run_epochs(steps, options, validating=held_out is not None)
@@ -115,6 +128,7 @@ class CFLOSteps:
             generator,
             head_parameters,
             None if group is None else Replicas(group, backbone),
+            exact.sample_weight,
         )
 
     def optimizers(self):
@@ -199,9 +213,11 @@ class ExactHead:
     are handed the penalty of the latest exact fit (:attr:`alpha`).
     """
 
-    def __init__(self, backbone, inputs, targets, batch_size, options, group=None):
+    def __init__(
+        self, backbone, inputs, targets, batch_size, options, group=None, sample_weight=None
+    ):
         self.backbone, self.inputs, self.targets = backbone, inputs, targets
-        self.group = group
+        self.group, self.sample_weight = group, sample_weight
         self.batch_size = batch_size
         self.auto = options.alpha == "auto"
         self.candidates = options.alphas
@@ -209,7 +225,12 @@ class ExactHead:
 
     def statistics(self):
         return collect_statistics(
-            self.backbone, self.inputs, self.targets, self.batch_size, self.group
+            self.backbone,
+            self.inputs,
+            self.targets,
+            self.batch_size,
+            self.group,
+            self.sample_weight,
         )
 
     def fit(self, stats=None, held_out=None):
@@ -227,12 +248,23 @@ class HeldOut:
     """The early-stopping rows: validation R², the 'auto' penalty, the noise level.
 
     Targets are kept standardised like the training ones; R² is unchanged by it.
+    With ``sample_weight`` every score weights the rows (as ``score`` does).
     """
 
-    def __init__(self, inputs, targets, scaler, batch_size):
+    def __init__(self, inputs, targets, sample_weight, scaler, batch_size):
         self.inputs = inputs
         self.targets = scaler.transform(targets)
         self.batch_size = batch_size
+        n_samples = targets.shape[0]
+        if sample_weight is None:
+            sample_weight = torch.ones(n_samples, dtype=ACCUMULATION_DTYPE, device=inputs.device)
+        self.sample_weight = sample_weight.to(ACCUMULATION_DTYPE)[:, None]
+        # One weight per row of the flattened (samples x positions, outputs) residuals.
+        self.row_weight = row_weights(sample_weight, targets[..., 0].numel())[:, None]
+
+    def _weighted_mean(self, values):
+        """Weighted mean over the rows of ``values`` (rows, outputs), per output."""
+        return (self.row_weight * values).sum(dim=0) / self.row_weight.sum().clamp_min(1e-300)
 
     def features(self, backbone):
         """The backbone's features of the held-out rows, in float64."""
@@ -247,9 +279,11 @@ class HeldOut:
         n_samples = self.targets.shape[0]
         residual = self.residuals(backbone, weights).reshape(n_samples, -1)
         targets = self.targets.reshape(n_samples, -1)
-        centred = targets - targets.mean(dim=0)
-        total = centred.pow(2).sum(dim=0).clamp_min(torch.finfo(ACCUMULATION_DTYPE).tiny)
-        return float((1.0 - residual.pow(2).sum(dim=0) / total).mean())
+        sample_weight = self.sample_weight
+        centred = targets - (sample_weight * targets).sum(dim=0) / sample_weight.sum()
+        total = (sample_weight * centred.pow(2)).sum(dim=0)
+        total = total.clamp_min(torch.finfo(ACCUMULATION_DTYPE).tiny)
+        return float((1.0 - (sample_weight * residual.pow(2)).sum(dim=0) / total).mean())
 
     def select_alpha(self, backbone, stats, candidates):
         """The candidate whose head (solved on ``stats``) has the smallest held-out MSE.
@@ -262,7 +296,8 @@ class HeldOut:
         scores = []
         for alpha in candidates:
             residual = apply_head(features, solve_head(stats, alpha)) - self.targets
-            scores.append(float(residual.pow(2).mean()))
+            squares = residual.pow(2).reshape(-1, residual.shape[-1])
+            scores.append(float(self._weighted_mean(squares).mean()))
         scores = torch.tensor(scores, dtype=ACCUMULATION_DTYPE)
         if not torch.isfinite(scores).any():
             return None
@@ -272,7 +307,7 @@ class HeldOut:
     def residual_variance(self, backbone, weights):
         """Mean squared held-out residual per head output (standardised units)."""
         residual = self.residuals(backbone, weights)
-        return residual.pow(2).reshape(-1, residual.shape[-1]).mean(dim=0)
+        return self._weighted_mean(residual.pow(2).reshape(-1, residual.shape[-1]))
 
 
 class Replicas:
@@ -301,7 +336,9 @@ class MinibatchTrainer:
     Counts the mini-batches over its lifetime (a fit, or one ``partial_fit``
     chunk), so that a strategy updating every k-th batch keeps its rhythm
     across epochs. With ``replicas`` (a data-parallel fit) this process trains
-    on its share of every batch.
+    on its share of every batch. With ``sample_weight`` (one per row of the
+    inputs) the batch loss is the weighted mean squared error and the head
+    updates weight the rows.
     """
 
     def __init__(
@@ -313,11 +350,13 @@ class MinibatchTrainer:
         generator,
         head_parameters=(),
         replicas=None,
+        sample_weight=None,
     ):
         self.backbone, self.head_update, self.optimizer = backbone, head_update, optimizer
         self.batch_size, self.generator = batch_size, generator
         self.head_parameters = list(head_parameters)
         self.replicas = replicas
+        self.sample_weight = sample_weight
         self.batches_seen = 0
 
     def run(self, inputs, targets, weights, alpha):
@@ -331,18 +370,23 @@ class MinibatchTrainer:
         squared_error_sum = torch.zeros(n_outputs, dtype=ACCUMULATION_DTYPE, device=inputs.device)
         for index in minibatches(inputs.shape[0], self.batch_size, self.generator, inputs.device):
             weights, residual = self._train_batch(index, inputs, targets, weights, alpha)
-            squared_error_sum += (
-                residual.detach().pow(2).reshape(-1, n_outputs).sum(dim=0).to(squared_error_sum)
-            )
+            squares = residual.detach().pow(2).reshape(-1, n_outputs)
+            if self.sample_weight is not None:
+                row_weight = row_weights(self.sample_weight[index], len(squares))
+                squares = squares * row_weight[:, None].to(squares)
+            squared_error_sum += squares.sum(dim=0).to(squared_error_sum)
         # Rows: samples times grid positions (one position for plain regression).
         n_rows = targets.numel() // n_outputs
-        return _epoch_error(squared_error_sum, n_rows, weights, self.replicas)
+        if self.sample_weight is not None:
+            n_rows = float(self.sample_weight.sum()) * (n_rows // inputs.shape[0])
+        return _epoch_error(squared_error_sum, max(n_rows, 1e-300), weights, self.replicas)
 
     def _train_batch(self, index, inputs, targets, weights, alpha):
         global_rows = index.shape[0]
         if self.replicas is not None:
             index = self.replicas.share(index)
         x_batch, y_batch = inputs[index], targets[index]
+        w_batch = None if self.sample_weight is None else self.sample_weight[index]
         strategy, backbone = self.head_update, self.backbone
         backbone.train()
         module = backbone if self.replicas is None else self.replicas.module
@@ -353,18 +397,24 @@ class MinibatchTrainer:
             # The step below then follows the gradient of the batch loss at the
             # head that is optimal for it (proximal pull included): by the
             # envelope theorem, the gradient of the head-optimised objective.
-            weights = _update_head(strategy, weights, backbone, x_batch, features, y_batch, alpha)
+            weights = _update_head(
+                strategy, weights, backbone, x_batch, features, y_batch, alpha, w_batch
+            )
         residual = strategy.predict(features, weights) - y_batch
-        self._backbone_step(residual, global_rows)
+        self._backbone_step(residual, global_rows, w_batch)
         if head_due and not strategy.head_first:
-            weights = _update_head(strategy, weights, backbone, x_batch, features, y_batch, alpha)
+            weights = _update_head(
+                strategy, weights, backbone, x_batch, features, y_batch, alpha, w_batch
+            )
         return weights, residual
 
-    def _backbone_step(self, residual, global_rows):
+    def _backbone_step(self, residual, global_rows, sample_weight=None):
         """One optimiser step on the batch's mean squared error (its share, data-parallel)."""
         if self.optimizer is None:
             return
-        if self.replicas is None:
+        if sample_weight is not None:
+            loss = _weighted_mse(residual, sample_weight)
+        elif self.replicas is None:
             loss = residual.pow(2).mean()
         else:
             loss = self.replicas.loss(residual, global_rows)
@@ -391,8 +441,18 @@ def _epoch_error(squared_error_sum, n_rows, weights, replicas):
     return weights, per_output_mse
 
 
+def _weighted_mse(residual, sample_weight):
+    """``sum_i w_i |r_i|^2 / sum_i w_i``, each sample's squares averaged over its elements.
+
+    Scale-free in the weights; a batch of zero weights gives a zero loss.
+    """
+    per_sample = residual.pow(2).reshape(residual.shape[0], -1).mean(dim=1)
+    weight = sample_weight.to(per_sample.dtype)
+    return (weight * per_sample).sum() / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny)
+
+
 @torch.no_grad()
-def _update_head(strategy, weights, backbone, x_batch, step_features, y_batch, alpha):
+def _update_head(strategy, weights, backbone, x_batch, step_features, y_batch, alpha, w_batch):
     """The strategy's head on the batch: on the step's features, or recomputed ones.
 
     Features are recomputed only after a backbone step (``head_first`` runs
@@ -400,5 +460,5 @@ def _update_head(strategy, weights, backbone, x_batch, step_features, y_batch, a
     """
     if strategy.recompute_features and not strategy.head_first:
         backbone.eval()
-        return strategy.update(weights, backbone(x_batch), y_batch, alpha)
-    return strategy.update(weights, step_features.detach(), y_batch, alpha)
+        return strategy.update(weights, backbone(x_batch), y_batch, alpha, w_batch)
+    return strategy.update(weights, step_features.detach(), y_batch, alpha, w_batch)

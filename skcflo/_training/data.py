@@ -2,7 +2,7 @@
 
 import torch
 
-from .._ridge.head import RidgeStatistics
+from .._ridge.head import RidgeStatistics, row_weights
 
 # Rows per forward pass when a network only predicts (no activations kept for
 # a backward pass): large enough to amortise per-call overhead, small enough
@@ -24,11 +24,17 @@ class TargetScaler:
     converts back to raw units exactly.
     """
 
-    def __init__(self, targets):
+    def __init__(self, targets, sample_weight=None):
         # One scale per head output, shared by all grid positions of operator targets.
         rows = targets.reshape(-1, targets.shape[-1])
-        self.mean = rows.mean(dim=0)
-        scale = rows.std(dim=0, correction=0)
+        if sample_weight is None:
+            self.mean = rows.mean(dim=0)
+            scale = rows.std(dim=0, correction=0)
+        else:  # the weighted moments: those of the rows repeated by integer weights
+            weight = row_weights(sample_weight, rows.shape[0]).to(rows)[:, None]
+            total = weight.sum().clamp_min(torch.finfo(rows.dtype).tiny)
+            self.mean = (weight * rows).sum(dim=0) / total
+            scale = ((weight * (rows - self.mean).square()).sum(dim=0) / total).sqrt()
         self.scale = torch.where(scale > 0, scale, torch.ones_like(scale))
 
     def transform(self, targets):
@@ -65,24 +71,29 @@ def compute_features(network, inputs, batch_size=PREDICT_CHUNK):
 
 
 @torch.no_grad()
-def collect_statistics(backbone, inputs, targets, batch_size, group=None):
+def collect_statistics(backbone, inputs, targets, batch_size, group=None, sample_weight=None):
     """Exact ridge statistics of the whole data set, in chunks of a few batches.
 
     Chunks have ``NO_GRAD_CHUNK_FACTOR * batch_size`` rows. With a
     data-parallel ``group`` each process passes over its share of the rows, in
     chunks of its share of the batch, and the shares' statistics are summed.
+    ``sample_weight``: a weight per row of ``inputs``, or ``None``.
     """
     if group is not None:
         rows = group.shard(torch.arange(inputs.shape[0], device=inputs.device))
         share = max(1, batch_size // group.world_size)
-        stats = collect_statistics(backbone, inputs[rows], targets[rows], share)
+        weight = None if sample_weight is None else sample_weight[rows]
+        stats = collect_statistics(backbone, inputs[rows], targets[rows], share, None, weight)
         return group.reduce_statistics(stats)
     backbone.eval()
     total = None
     chunk = NO_GRAD_CHUNK_FACTOR * batch_size
-    chunks = zip(torch.split(inputs, chunk), torch.split(targets, chunk), strict=True)
-    for x_chunk, y_chunk in chunks:
-        batch = RidgeStatistics.from_batch(backbone(x_chunk), y_chunk)
+    weights = [None] * len(range(0, inputs.shape[0], chunk))
+    if sample_weight is not None:
+        weights = torch.split(sample_weight, chunk)
+    chunks = zip(torch.split(inputs, chunk), torch.split(targets, chunk), weights, strict=True)
+    for x_chunk, y_chunk, w_chunk in chunks:
+        batch = RidgeStatistics.from_batch(backbone(x_chunk), y_chunk, w_chunk)
         total = batch if total is None else total + batch
     return total
 

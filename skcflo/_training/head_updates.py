@@ -131,8 +131,8 @@ class HeadUpdate:
         """Whether mini-batch ``batch_number`` (counted from 1 over the fit) updates the head."""
         return False
 
-    def update(self, weights, features, targets, alpha):
-        """The head after one mini-batch of ``features`` and ``targets``."""
+    def update(self, weights, features, targets, alpha, sample_weight=None):
+        """The head after one mini-batch of ``features`` and ``targets`` (weighted rows)."""
         return weights
 
     def predict(self, features, weights):
@@ -161,14 +161,16 @@ class ProximalUpdate(_PerBatchUpdate):
         super().__init__(**batch_schedule)
         self.proximal_lambda = proximal_lambda
 
-    def update(self, weights, features, targets, alpha):
+    def update(self, weights, features, targets, alpha, sample_weight=None):
         if self.reduce is not None:
             # Data-parallel: this process holds a share of the batch; the sum of
             # every share's statistics is the batch's.
-            stats = self.reduce(RidgeStatistics.from_batch(features, targets))
+            stats = self.reduce(RidgeStatistics.from_batch(features, targets, sample_weight))
             return solve_head(stats, alpha, self.proximal_lambda, previous=weights)
         # Woodbury in the batch's row space when the batch is narrower than the head.
-        return solve_proximal_batch(features, targets, alpha, self.proximal_lambda, weights)
+        return solve_proximal_batch(
+            features, targets, alpha, self.proximal_lambda, weights, sample_weight
+        )
 
 
 class AccumulateUpdate(_PerBatchUpdate):
@@ -183,8 +185,8 @@ class AccumulateUpdate(_PerBatchUpdate):
         self.stats = stats
         return exact_weights, []
 
-    def update(self, weights, features, targets, alpha):
-        batch = RidgeStatistics.from_batch(features, targets)
+    def update(self, weights, features, targets, alpha, sample_weight=None):
+        batch = RidgeStatistics.from_batch(features, targets, sample_weight)
         if self.reduce is not None:
             batch = self.reduce(batch)
         self.stats = self.stats.discounted(self.forgetting_factor) + batch

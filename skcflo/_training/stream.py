@@ -39,14 +39,16 @@ class Stream:
         Source of every chunk's mini-batch order.
     grid : tuple
         Grid shape of operator-shaped features, ``()`` for plain ones.
+    sample_weight : torch.Tensor of shape (n,), float64, default=None
+        Weights of the first chunk's rows (its target scaling is weighted).
     """
 
-    def __init__(self, backbone, inputs, targets, options, generator, grid=()):
+    def __init__(self, backbone, inputs, targets, options, generator, grid=(), sample_weight=None):
         self.backbone, self.generator, self.grid = backbone, generator, grid
-        self.scaler = TargetScaler(targets)
+        self.scaler = TargetScaler(targets, sample_weight)
         batch_size = min(options.batch_size, len(inputs))
         self.stats = collect_statistics(
-            backbone, inputs, self.scaler.transform(targets), batch_size
+            backbone, inputs, self.scaler.transform(targets), batch_size, None, sample_weight
         )
         if not torch.isfinite(self.stats.gram).all():
             raise ValueError("The backbone returned NaN or infinite features on the training data.")
@@ -60,24 +62,32 @@ class Stream:
         """Head coefficients per output: the feature width plus the intercept."""
         return self.weights.shape[0]
 
-    def train_chunk(self, inputs, targets, head_update, options, forgetting_factor):
+    def train_chunk(
+        self, inputs, targets, head_update, options, forgetting_factor, sample_weight=None
+    ):
         """One epoch on a chunk, then the exact head on the discounted running statistics.
 
         Returns the chunk's training loss in the units of ``y``, or ``None`` if
         the epoch diverged: the stream is then left as it was before the call.
+        ``sample_weight``: weights of the chunk's rows, or ``None``.
         """
         saved = copy.deepcopy(self.backbone.state_dict())
         scaled = self.scaler.transform(targets)
         batch_size = min(options.batch_size, len(inputs))
         weights, _ = head_update.begin(self.stats, self.weights, self.generator)
         trainer = MinibatchTrainer(
-            self.backbone, head_update, self.optimizer, batch_size, self.generator
+            self.backbone,
+            head_update,
+            self.optimizer,
+            batch_size,
+            self.generator,
+            sample_weight=sample_weight,
         )
         _, per_output_mse = trainer.run(inputs, scaled.to(inputs.dtype), weights, self.alpha)
         if per_output_mse is None:
             self.backbone.load_state_dict(saved)
             return None
-        chunk = collect_statistics(self.backbone, inputs, scaled, batch_size)
+        chunk = collect_statistics(self.backbone, inputs, scaled, batch_size, None, sample_weight)
         # The first chunk's statistics seeded the stream before any training step;
         # they are replaced by the trained ones rather than counted twice.
         if self.n_chunks == 0:

@@ -1,4 +1,13 @@
-"""scikit-learn's common estimator checks, with no expected failures."""
+"""scikit-learn's common estimator checks.
+
+One expected failure, the one scikit-learn grants its own ``MLPRegressor`` for
+the same reason: with Adam, fitting with integer ``sample_weight`` is not
+bit-for-bit equivalent to fitting on repeated rows. The float32 forward passes
+of 15 weighted and 30 repeated rows round differently (1e-8 after one epoch);
+Adam's normalised steps amplify that to 1e-4 over 20 epochs. The SGD
+configuration below passes the check; ``tests/estimators/test_sample_weight.py``
+checks the weighted head exactly against ``Ridge(sample_weight=...)``.
+"""
 
 import pytest
 from sklearn.utils.estimator_checks import (
@@ -32,7 +41,21 @@ ESTIMATORS = [
 ]
 
 
-@parametrize_with_checks(ESTIMATORS, xfail_strict=True)
+ADAM_WEIGHT_EQUIVALENCE = (
+    "Adam amplifies float32 rounding: weighted and repeated rows agree to 1e-4, not 1e-7 "
+    "(scikit-learn's MLPRegressor is exempt for the same reason; SGD passes)."
+)
+
+
+def expected_failed_checks(estimator):
+    if isinstance(estimator, CFLORegressor) and estimator.solver == "adam":
+        return {"check_sample_weight_equivalence_on_dense_data": ADAM_WEIGHT_EQUIVALENCE}
+    return {}
+
+
+@parametrize_with_checks(
+    ESTIMATORS, xfail_strict=True, expected_failed_checks=expected_failed_checks
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
