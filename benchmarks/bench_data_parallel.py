@@ -45,6 +45,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 from _provenance import print_provenance  # noqa: E402
+from _settings import FORMER_DEFAULTS  # noqa: E402
 
 
 def _configuration(name, quick):
@@ -74,7 +75,7 @@ def _worker(rank, world_size, port, name, quick, epochs, out_path):
     from skcflo.distributed import data_parallel
 
     X, y, params = _configuration(name, quick)
-    model = CFLORegressor(max_iter=epochs, random_state=0, **params)
+    model = CFLORegressor(**{**FORMER_DEFAULTS, **params}, max_iter=epochs, random_state=0)
     with data_parallel(backend="gloo"):
         dist.barrier()
         start = time.perf_counter()

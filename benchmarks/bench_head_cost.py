@@ -74,6 +74,7 @@ if os.path.isdir(os.path.join(REPO_ROOT, "skcflo")) and REPO_ROOT not in sys.pat
 
 import torch  # noqa: E402
 from _provenance import print_provenance  # noqa: E402
+from _settings import FORMER_DEFAULTS  # noqa: E402
 
 from skcflo import CFLORegressor, MLPBackbone  # noqa: E402
 from skcflo._estimators.glue import build_seeded_backbone, make_generator  # noqa: E402
@@ -89,7 +90,7 @@ BASELINE = "adam"
 WIDTHS = (64, 256, 1024, 4096)
 QUICK_WIDTHS = (64, 256, 1024)
 BATCH_SIZES = (32, 256)
-DEFAULTS = CFLORegressor()
+DEFAULTS = CFLORegressor(**FORMER_DEFAULTS)
 
 
 def parse_head(method):
@@ -221,6 +222,7 @@ def measure(width, batch_size, heads, rounds, batches):
 def _fit(head, width, batch_size, epochs, X, y):
     name, recompute, interval = parse_head(head)
     model = CFLORegressor(
+        **FORMER_DEFAULTS,
         backbone=MLPBackbone(hidden_layer_sizes=(256, width)),
         head_update=name,
         recompute_features=recompute,

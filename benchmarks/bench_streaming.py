@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 from _provenance import print_provenance
+from _settings import FORMER_DEFAULTS
 from sklearn.datasets import make_friedman1
 from sklearn.metrics import mean_squared_error, r2_score
 from sklearn.preprocessing import StandardScaler
@@ -30,11 +31,11 @@ def _data(seed):
 
 
 def _whole(X, y, passes, seed):
-    return CFLORegressor(max_iter=passes, random_state=seed).fit(X, y)
+    return CFLORegressor(**FORMER_DEFAULTS, max_iter=passes, random_state=seed).fit(X, y)
 
 
 def _chunked(X, y, passes, seed, n_chunks, forgetting):
-    model = CFLORegressor(forgetting_factor=forgetting, random_state=seed)
+    model = CFLORegressor(**FORMER_DEFAULTS, forgetting_factor=forgetting, random_state=seed)
     chunks = np.array_split(np.arange(len(X)), n_chunks)
     for _ in range(passes):
         for chunk in chunks:

@@ -20,6 +20,7 @@ import argparse
 import numpy as np
 import torch
 from _provenance import print_provenance
+from _settings import FORMER_DEFAULTS
 from scipy.stats import norm
 from sklearn.datasets import make_friedman1
 from sklearn.preprocessing import StandardScaler
@@ -60,7 +61,8 @@ def main(argv=None):
             covered, sds = [], []
             for seed in range(args.seeds):
                 X, y, X_test, y_test = _data(noise, seed)
-                model = CFLORegressor(random_state=seed, **params).fit(X, y)
+                settings = {**FORMER_DEFAULTS, **params}
+                model = CFLORegressor(random_state=seed, **settings).fit(X, y)
                 covered.append(coverage(model, X_test, y_test))
                 sds.append(np.sqrt(model.noise_variance_))
             row = " ".join(f"{value:>6.3f}" for value in np.mean(covered, axis=0))
@@ -70,9 +72,9 @@ def main(argv=None):
                 errors, chosen = [], []
                 for seed in range(args.seeds):
                     X, y, X_test, y_test = _data(noise, seed)
-                    model = CFLORegressor(
-                        alpha=alpha, early_stopping=early_stopping, random_state=seed
-                    ).fit(X, y)
+                    settings = {**FORMER_DEFAULTS, "alpha": alpha}
+                    settings["early_stopping"] = early_stopping
+                    model = CFLORegressor(random_state=seed, **settings).fit(X, y)
                     errors.append(np.mean((model.predict(X_test) - y_test) ** 2))
                     chosen.append(model.alpha_)
                 row = (noise, alpha, early_stopping, np.mean(errors), np.median(chosen))

@@ -45,6 +45,7 @@ from sklearn.preprocessing import StandardScaler
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from _provenance import print_provenance  # noqa: E402
+from _settings import FORMER_DEFAULTS  # noqa: E402
 from bench_convergence import make_tasks  # noqa: E402
 
 from skcflo import CFLORegressor  # noqa: E402
@@ -66,11 +67,11 @@ def held_out_mse(task, schedule, batch_size, seed, epochs):
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=seed)
     scaler = StandardScaler().fit(X_train)
     model = CFLORegressor(
+        **{**FORMER_DEFAULTS, **task.settings["cflo"]},
         **SCHEDULES[schedule],
         batch_size=batch_size,
         max_iter=epochs,
         random_state=seed,
-        **task.settings["cflo"],
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

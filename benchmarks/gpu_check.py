@@ -49,6 +49,7 @@ if os.path.isdir(os.path.join(REPO_ROOT, "skcflo")) and REPO_ROOT not in sys.pat
 
 import torch  # noqa: E402
 from _provenance import print_provenance  # noqa: E402
+from _settings import FORMER_DEFAULTS  # noqa: E402
 from sklearn.datasets import make_friedman1, make_regression  # noqa: E402
 
 import skcflo._training.cflo as training  # noqa: E402
@@ -113,7 +114,7 @@ def correctness(device):
     section(f"2. Correctness (device={device!r})")
     X, y = _regression()
     for head, variant in HEAD_VARIANTS.items():
-        params = dict(variant, max_iter=5, random_state=0)
+        params = dict(FORMER_DEFAULTS, **variant, max_iter=5, random_state=0)
         model = CFLORegressor(device=device, **params).fit(X, y)
         on_cpu = {p.device.type for p in model.backbone_.parameters()} == {"cpu"}
         predicted = model.predict(X)
@@ -182,7 +183,7 @@ def synchronisations():
         # A plain function on the class, so that it binds the trainer as ``self``.
         training.MinibatchTrainer.run = lambda *args, counter=counter: counter(*args)
         try:
-            params = dict(variant, max_iter=3, batch_size=100, random_state=0)
+            params = dict(FORMER_DEFAULTS, **variant, max_iter=3, batch_size=100, random_state=0)
             CFLORegressor(device="cuda", **params).fit(X, y)
         finally:
             training.MinibatchTrainer.run = original
@@ -221,7 +222,8 @@ def _configurations(quick):
 
 def _seconds_per_epoch(X, y, params, device, epochs, repeats=3):
     def timed(max_iter):
-        model = CFLORegressor(max_iter=max_iter, random_state=0, device=device, **params)
+        settings = {**FORMER_DEFAULTS, **params}
+        model = CFLORegressor(max_iter=max_iter, random_state=0, device=device, **settings)
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -28,6 +28,7 @@ if os.path.isdir(os.path.join(REPO_ROOT, "skcflo")) and REPO_ROOT not in sys.pat
 
 import torch  # noqa: E402
 from _provenance import print_provenance  # noqa: E402
+from _settings import FORMER_DEFAULTS  # noqa: E402
 from sklearn.datasets import make_friedman1  # noqa: E402
 
 from skcflo import (  # noqa: E402
@@ -38,6 +39,14 @@ from skcflo import (  # noqa: E402
     MLPBackbone,
 )
 from skcflo.datasets import make_burgers, make_darcy, make_demand  # noqa: E402
+
+# CFLORegressor's defaults before issue 19, under every configuration below, so that
+# they keep guarding the same code paths; "defaults" runs the current ones.
+FIXED = FORMER_DEFAULTS
+
+
+def _regressor(**params):
+    return CFLORegressor(**{**FIXED, "random_state": 0, "device": "cpu", **params})
 
 
 def _tabular():
@@ -68,7 +77,7 @@ def _cflo_outputs(model, X, fit=None):
 def _cflo(params, data=_tabular):
     def run():
         X, y = data()
-        model = CFLORegressor(random_state=0, device="cpu", **params)
+        model = _regressor(**params)
         return _cflo_outputs(model, X, fit=lambda m: m.fit(X, y))
 
     return run
@@ -76,7 +85,7 @@ def _cflo(params, data=_tabular):
 
 def _warm_start():
     X, y = _tabular()
-    model = CFLORegressor(max_iter=3, warm_start=True, random_state=0, device="cpu")
+    model = _regressor(max_iter=3, warm_start=True)
     model.fit(X, y)
     return _cflo_outputs(model, X, fit=lambda m: m.fit(X, y))
 
@@ -84,7 +93,7 @@ def _warm_start():
 def _partial_fit(params):
     def run():
         X, y = _tabular()
-        model = CFLORegressor(random_state=0, device="cpu", **params)
+        model = _regressor(**params)
 
         def chunks(m):
             for _ in range(2):
@@ -105,14 +114,7 @@ def _operator(kind):
         else:
             data = make_darcy(n_samples=30, resolution=8, random_state=0)
             backbone = FNOBackbone2d(modes=3, width=8, n_layers=2, n_features_out=8)
-        model = CFLORegressor(
-            backbone=backbone,
-            batch_size=10,
-            max_iter=3,
-            learning_rate_init=1e-3,
-            random_state=0,
-            device="cpu",
-        )
+        model = _regressor(backbone=backbone, batch_size=10, max_iter=3, learning_rate_init=1e-3)
         return _cflo_outputs(model, data.X, fit=lambda m: m.fit(data.X, data.y))
 
     return run
@@ -169,6 +171,10 @@ CONFIGURATIONS = {
         dict(SMALL, learning_rate="step", backbone=MLPBackbone((16, 8), activation="tanh"))
     ),
     "multi-output": _cflo(SMALL, data=_multioutput),
+    # The defaults of issue 19: 'auto' penalty and early stopping, inputs beside the features.
+    "defaults": _cflo(
+        {"max_iter": 30, "alpha": "auto", "early_stopping": "auto", "include_inputs": True}
+    ),
     "warm start": _warm_start,
     "partial_fit proximal": _partial_fit({"alpha": 0.05}),
     "partial_fit accumulate auto": _partial_fit({"head_update": "accumulate", "alpha": "auto"}),

@@ -119,7 +119,7 @@ def canonical_setting(family, setting):
     estimator's default, where the same grid point names it; both are one fit,
     and so one cache key.
     """
-    defaults = CFLORegressor().get_params()
+    defaults = {**CFLORegressor().get_params(), **bench.FIXED_BUDGET}
     full = {**{name: defaults[name] for name in tunable_names(family)}, **setting}
     return {name: _as_float(value) for name, value in full.items()}
 

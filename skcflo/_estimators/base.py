@@ -77,14 +77,15 @@ class BaseNetworkEstimator(BaseEstimator):
         """Whether early stopping scores held-out rows (``True``; a string names another rule)."""
         return bool(self.early_stopping) and not isinstance(self.early_stopping, str)
 
-    def _split_validation(self, order, min_training):
+    def _split_validation(self, order, min_training, hold_out=None):
         """Split a permutation of the rows into training rows and early stopping's held-out rows.
 
         The first ``ceil(validation_fraction * n)`` rows of ``order`` are held
-        out (none without early stopping). Raises ``ValueError`` unless at
-        least 2 rows are held out and ``min_training`` remain.
+        out (none without early stopping; ``hold_out`` overrides
+        :meth:`_holds_out_rows`). Raises ``ValueError`` unless at least 2 rows
+        are held out and ``min_training`` remain.
         """
-        if not self._holds_out_rows():
+        if not (self._holds_out_rows() if hold_out is None else hold_out):
             return order, None
         n_samples = len(order)
         n_validation = int(np.ceil(self.validation_fraction * n_samples))
@@ -101,7 +102,8 @@ class BaseNetworkEstimator(BaseEstimator):
         warn_if_ended_early(result, stacklevel=5)
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.loss_curve
-        self.validation_scores_ = result.validation_scores if self.early_stopping else None
+        # Empty without early stopping (also when early_stopping='auto' did not apply).
+        self.validation_scores_ = result.validation_scores or None
         self.best_validation_score_ = result.best_validation_score
 
     def _prediction_input(self, X):

@@ -62,6 +62,8 @@ class BaseCFLO(BaseNetworkEstimator):
         "update_order": [StrOptions(set(UPDATE_ORDERS))],
         "head_update_interval": [Interval(Integral, 1, None, closed="left")],
         "backbone": BACKBONE_CONSTRAINT,
+        "include_inputs": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "warm_start": ["boolean"],
     }
 
@@ -226,10 +228,10 @@ class BaseCFLO(BaseNetworkEstimator):
 
     def _split_rows(self, n_samples, seed):
         """Training and validation row indices, sorted (all rows train without early stopping)."""
-        if not self.early_stopping:
+        if not self._stops_early(n_samples):
             return np.arange(n_samples), None  # no permutation to draw and sort back
         order = np.random.RandomState(seed).permutation(n_samples)
-        train, validation = self._split_validation(order, min_training=2)
+        train, validation = self._split_validation(order, min_training=2, hold_out=True)
         return np.sort(train), None if validation is None else np.sort(validation)
 
     def _validated_training_data(self, X, y, reset):
@@ -328,9 +330,18 @@ class BaseCFLO(BaseNetworkEstimator):
             outputs = [o.ravel() for o in outputs]
         return tuple(outputs) if return_std else outputs[0]
 
+    def _stops_early(self, n_samples):
+        """Whether this fit holds out rows for early stopping ('auto': enough of them)."""
+        if self.early_stopping == "auto":
+            n_validation = int(np.ceil(self.validation_fraction * n_samples))
+            return n_validation >= AUTO_EARLY_STOPPING_MIN_ROWS
+        return bool(self.early_stopping)
+
     def _backbone_spec(self):
         if self.backbone is None:
-            return MLPBackbone(self.hidden_layer_sizes, self.activation)
+            return MLPBackbone(
+                self.hidden_layer_sizes, self.activation, include_inputs=self.include_inputs
+            )
         return self.backbone
 
     def _candidate_alphas(self):
@@ -371,6 +382,11 @@ class BaseCFLO(BaseNetworkEstimator):
 
 
 _PROBE_ROWS = 8
+
+# early_stopping='auto' holds rows out once at least this many would be held out
+# (200 samples at the default validation_fraction): the validation R² of fewer
+# rows is too noisy to choose an epoch by, and a small fit is quick anyway.
+AUTO_EARLY_STOPPING_MIN_ROWS = 20
 
 
 def _checked_sample_weight(sample_weight, X, group=None):

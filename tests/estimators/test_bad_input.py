@@ -10,14 +10,15 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LinearRegression
 from torch import nn
 
-from skcflo import CFLORegressor, MLPBackbone
+from skcflo import MLPBackbone
+from tests.helpers import fixed_cflo
 
 N_FEATURES = 3
 
 
 def small(**params):
     defaults = {"hidden_layer_sizes": (16,), "max_iter": 5, "random_state": 0}
-    return CFLORegressor(**{**defaults, **params})
+    return fixed_cflo(**{**defaults, **params})
 
 
 def make_data(n_samples=40, n_features=N_FEATURES, seed=0):
@@ -437,7 +438,7 @@ def _zero(X):
 def test_collinear_features_with_alpha_zero_give_least_squares_predictions(extra_column, data):
     X, y = data
     X = np.hstack([X, extra_column(X)])
-    model = CFLORegressor(
+    model = fixed_cflo(
         backbone=MLPBackbone(hidden_layer_sizes=()), alpha=0.0, max_iter=2, random_state=0
     ).fit(X, y)
     predictions = model.predict(X)
@@ -449,6 +450,6 @@ def test_collinear_features_with_alpha_zero_give_least_squares_predictions(extra
 
 def test_user_module_with_wrong_input_width_names_the_shape():
     X, y = make_data(n_samples=30, n_features=3)
-    model = CFLORegressor(backbone=nn.Linear(5, 4), max_iter=1)
+    model = fixed_cflo(backbone=nn.Linear(5, 4), max_iter=1)
     with pytest.raises(ValueError, match=r"backbone failed on a float32 batch of shape \(8, 3\)"):
         model.fit(X, y)

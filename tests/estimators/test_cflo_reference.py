@@ -35,8 +35,9 @@ from sklearn.datasets import make_friedman1
 from sklearn.linear_model import Ridge
 from torch import nn
 
-from skcflo import CFLORegressor, FNOBackbone1d, FNOBackbone2d, MLPBackbone
+from skcflo import FNOBackbone1d, FNOBackbone2d, MLPBackbone
 from skcflo.datasets import make_burgers, make_darcy
+from tests.helpers import fixed_cflo
 
 SMALL = {"hidden_layer_sizes": (16,), "random_state": 0, "device": "cpu"}
 # Relative agreement of a head solved on float32 features: float32 rounding of the
@@ -133,7 +134,7 @@ def _validation_rows(n_samples, validation_fraction, random_state):
     ``MLPRegressor``), so a fit with the same two holds out the same rows.
     """
     y = np.random.default_rng(0).normal(size=n_samples)
-    model = CFLORegressor(
+    model = fixed_cflo(
         backbone=MLPBackbone(hidden_layer_sizes=()),
         early_stopping=True,
         validation_fraction=validation_fraction,
@@ -182,7 +183,7 @@ def test_refitted_head_equals_sklearn_ridge_on_float32_training_features(
     # the exact ridge head of the trained backbone on all training rows.
     X, y, Y, _ = data
     target = Y if multi_output else y
-    model = CFLORegressor(max_iter=4, head_update=head_update, **SMALL).fit(X, target)
+    model = fixed_cflo(max_iter=4, head_update=head_update, **SMALL).fit(X, target)
     features = _features32(model, X)
     _assert_head_is(model, _ridge(model, features, target), target)
 
@@ -191,7 +192,7 @@ def test_head_with_auto_alpha_is_ridge_with_the_reported_alpha(data):
     # alpha='auto' reports its choice in alpha_; the head must be the ridge of that choice.
     X, y, _, _ = data
     candidates = [1e-3, 1e-2, 1e-1, 1.0]
-    model = CFLORegressor(alpha="auto", alphas=candidates, max_iter=3, **SMALL).fit(X, y)
+    model = fixed_cflo(alpha="auto", alphas=candidates, max_iter=3, **SMALL).fit(X, y)
     assert model.alpha_ in candidates
     _assert_head_is(model, _ridge(model, _features32(model, X), y), y)
 
@@ -203,7 +204,7 @@ def test_head_with_auto_alpha_is_ridge_with_the_reported_alpha(data):
 def fitted(request, data):
     X, y, Y, _ = data
     target = Y if request.param else y
-    return CFLORegressor(max_iter=5, **SMALL).fit(X, target), target
+    return fixed_cflo(max_iter=5, **SMALL).fit(X, target), target
 
 
 def test_predict_is_features_times_coef_plus_intercept(fitted, data):
@@ -244,7 +245,7 @@ def test_score_is_the_uniform_average_of_hand_computed_r2(data):
     X, _, Y, _ = data
     X_test, _ = _friedman(80, 2)
     Y_test = np.column_stack([X_test[:, 3], 100.0 * np.sin(X_test[:, 0])])
-    model = CFLORegressor(max_iter=3, **SMALL).fit(X, Y)
+    model = fixed_cflo(max_iter=3, **SMALL).fit(X, Y)
     residual = Y_test - model.predict(X_test)
     ss_res = (residual**2).sum(axis=0)
     ss_tot = ((Y_test - Y_test.mean(axis=0)) ** 2).sum(axis=0)
@@ -261,7 +262,7 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_epoch():
     X, y = _friedman(400, 3)
     patience = 3
     settings = dict(early_stopping=True, tol=0.0, **SMALL)
-    stopped = CFLORegressor(n_iter_no_change=patience, max_iter=300, **settings).fit(X, y)
+    stopped = fixed_cflo(n_iter_no_change=patience, max_iter=300, **settings).fit(X, y)
     assert stopped.n_iter_ < 300
     assert len(stopped.validation_scores_) == stopped.n_iter_
     assert stopped.best_validation_score_ == max(stopped.validation_scores_)
@@ -272,7 +273,7 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_epoch():
     # Training is deterministic for a seed: a run that ends at the best epoch passes
     # through the same networks, so the restored model (and its refitted head) must
     # be that run's model.
-    short = CFLORegressor(n_iter_no_change=1000, max_iter=best_epoch, **settings).fit(X, y)
+    short = fixed_cflo(n_iter_no_change=1000, max_iter=best_epoch, **settings).fit(X, y)
     assert short.n_iter_ == best_epoch
     _assert_same_model(stopped, short, X)
     # The head after the restore is refitted on the training part only.
@@ -291,7 +292,7 @@ def test_validation_fraction_sets_the_number_of_held_out_rows(fraction, n_valida
 def test_early_stopping_head_and_noise_variance_use_the_training_and_validation_rows():
     X, y = _friedman(200, 4)
     Y = np.column_stack([y, 10.0 * X[:, 0] ** 2])
-    model = CFLORegressor(
+    model = fixed_cflo(
         early_stopping=True, validation_fraction=0.2, n_iter_no_change=2, max_iter=8, **SMALL
     ).fit(X, Y)
     validation = _validation_rows(len(X), 0.2, SMALL["random_state"])
@@ -306,7 +307,7 @@ def test_early_stopping_head_and_noise_variance_use_the_training_and_validation_
 def test_too_small_a_validation_fraction_raises():
     X, y = _friedman(100, 0)
     with pytest.raises(ValueError, match="validation"):
-        CFLORegressor(early_stopping=True, validation_fraction=0.01, max_iter=2).fit(X, y)
+        fixed_cflo(early_stopping=True, validation_fraction=0.01, max_iter=2).fit(X, y)
 
 
 # -- 5. training controls ------------------------------------------------------------------
@@ -314,17 +315,17 @@ def test_too_small_a_validation_fraction_raises():
 
 def test_invscaling_with_power_t_zero_is_the_constant_schedule(data):
     X, y, _, _ = data
-    constant = CFLORegressor(max_iter=3, **SMALL).fit(X, y)
-    flat = CFLORegressor(learning_rate="invscaling", power_t=0.0, max_iter=3, **SMALL).fit(X, y)
+    constant = fixed_cflo(max_iter=3, **SMALL).fit(X, y)
+    flat = fixed_cflo(learning_rate="invscaling", power_t=0.0, max_iter=3, **SMALL).fit(X, y)
     _assert_same_model(constant, flat, X)
-    decaying = CFLORegressor(learning_rate="invscaling", power_t=0.5, max_iter=3, **SMALL)
+    decaying = fixed_cflo(learning_rate="invscaling", power_t=0.5, max_iter=3, **SMALL)
     _assert_different_backbones(constant, decaying.fit(X, y))
 
 
 def test_sgd_momentum_changes_the_model(data):
     X, y, _, _ = data
-    plain = CFLORegressor(solver="sgd", momentum=0.0, max_iter=3, **SMALL).fit(X, y)
-    heavy = CFLORegressor(solver="sgd", momentum=0.9, max_iter=3, **SMALL).fit(X, y)
+    plain = fixed_cflo(solver="sgd", momentum=0.0, max_iter=3, **SMALL).fit(X, y)
+    heavy = fixed_cflo(solver="sgd", momentum=0.9, max_iter=3, **SMALL).fit(X, y)
     _assert_different_backbones(plain, heavy)
 
 
@@ -356,7 +357,7 @@ def test_full_batch_sgd_takes_hand_computed_steps_against_the_exact_head(momentu
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         module = nn.Sequential(nn.Linear(p, width), nn.Tanh())
-    model = CFLORegressor(
+    model = fixed_cflo(
         backbone=module,
         solver="sgd",
         momentum=momentum,
@@ -399,9 +400,9 @@ def test_huge_tol_stops_after_patience_plus_one_epoch(data):
     # The first epoch always improves on nothing; after it no improvement can exceed
     # the tolerance, so every later epoch is stale.
     X, y, _, _ = data
-    model = CFLORegressor(
-        early_stopping=True, tol=1e9, n_iter_no_change=3, max_iter=50, **SMALL
-    ).fit(X, y)
+    model = fixed_cflo(early_stopping=True, tol=1e9, n_iter_no_change=3, max_iter=50, **SMALL).fit(
+        X, y
+    )
     assert model.n_iter_ == 4
     assert len(model.validation_scores_) == 4
 
@@ -424,7 +425,7 @@ ACTIVATION_FORMULAS = {
 @pytest.mark.parametrize("activation", sorted(ACTIVATION_FORMULAS))
 def test_mlp_backbone_forward_equals_a_numpy_reimplementation(data, activation):
     X, y, _, X_new = data
-    model = CFLORegressor(
+    model = fixed_cflo(
         hidden_layer_sizes=(7, 5), activation=activation, max_iter=2, random_state=0, device="cpu"
     ).fit(X, y)
     layers = [m for m in model.backbone_.modules() if isinstance(m, nn.Linear)]
@@ -459,7 +460,7 @@ def _assert_operator_model(model, X, Y, grid_size, k):
 def test_fno1d_on_burgers_has_one_ridge_head_for_every_grid_position():
     burgers = make_burgers(40, resolution=32, random_state=0)
     backbone = FNOBackbone1d(modes=6, width=8, n_layers=2, n_features_out=12)
-    model = CFLORegressor(
+    model = fixed_cflo(
         backbone=backbone, alpha=1e-3, batch_size=10, max_iter=3, random_state=0, device="cpu"
     ).fit(burgers.X, burgers.y)
     _assert_operator_model(model, burgers.X, burgers.y, (32,), 1)
@@ -471,7 +472,7 @@ def test_fno2d_on_darcy_has_one_ridge_head_for_every_grid_position():
     # Two outputs per position (the pressure and a pointwise function of the input).
     Y = np.stack([darcy.y, np.log(darcy.X)], axis=-1).reshape(n, size * 2)
     backbone = FNOBackbone2d(modes=3, width=6, n_layers=1, n_features_out=8)
-    model = CFLORegressor(
+    model = fixed_cflo(
         backbone=backbone, alpha=1e-3, batch_size=8, max_iter=3, random_state=0, device="cpu"
     ).fit(darcy.X, Y)
     _assert_operator_model(model, darcy.X, Y, darcy.shape, 2)
@@ -486,8 +487,8 @@ def test_partial_fit_ignores_early_stopping_and_learning_rate_schedules(data, sc
     # sequence of calls gives the same model as with the defaults.
     X, y, _, _ = data
     chunks = [slice(0, 100), slice(100, 200), slice(200, 300)] * 2
-    default = CFLORegressor(max_iter=2, **SMALL)
-    controlled = CFLORegressor(
+    default = fixed_cflo(max_iter=2, **SMALL)
+    controlled = fixed_cflo(
         early_stopping=True,
         validation_fraction=0.3,
         n_iter_no_change=1,
@@ -522,7 +523,7 @@ def test_prediction_of_a_complex_weighted_backbone_is_float64_and_batch_independ
     # (a plain .to(float64) drops their imaginary part, warns, and falls back to float32).
     X, y = make_friedman1(n_samples=200, noise=1.0, random_state=0)
     torch.manual_seed(0)
-    model = CFLORegressor(backbone=_ComplexFeatures(10, 16), max_iter=2, random_state=0)
+    model = fixed_cflo(backbone=_ComplexFeatures(10, 16), max_iter=2, random_state=0)
     model.fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -561,7 +562,7 @@ def test_predict_follows_the_backbone_when_it_changes_in_place_or_by_refit():
     # predict keeps its float64 copy of the network between calls; an in-place change
     # of the weights or a new fit must reach the next prediction.
     X, y = make_friedman1(n_samples=200, noise=1.0, random_state=0)
-    model = CFLORegressor(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+    model = fixed_cflo(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
     assert_allclose(model.predict(X[:5]), _hand_prediction(model, X[:5]), rtol=1e-10)
     with torch.no_grad():
         next(model.backbone_.parameters()).mul_(0.5)
@@ -572,7 +573,7 @@ def test_predict_follows_the_backbone_when_it_changes_in_place_or_by_refit():
 
 def test_predict_copy_is_neither_pickled_nor_shared_by_copies():
     X, y = make_friedman1(n_samples=200, noise=1.0, random_state=0)
-    model = CFLORegressor(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+    model = fixed_cflo(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
     bare = pickle.dumps(model)
     expected = model.predict(X[:5])  # the float64 copy now exists
     assert len(pickle.dumps(model)) == len(bare)
@@ -586,7 +587,7 @@ def test_predict_copy_is_neither_pickled_nor_shared_by_copies():
 def test_predict_falls_back_to_float32_for_a_float32_only_backbone():
     X, y = make_friedman1(n_samples=200, noise=1.0, random_state=0)
     torch.manual_seed(0)
-    model = CFLORegressor(backbone=_Float32Only(10, 8), max_iter=2, random_state=0).fit(X, y)
+    model = fixed_cflo(backbone=_Float32Only(10, 8), max_iter=2, random_state=0).fit(X, y)
     for _ in range(2):  # the second call takes the remembered float32 path
         prediction = model.predict(X[:5])
         features = model.backbone_(torch.as_tensor(X[:5], dtype=torch.float32))

@@ -16,14 +16,15 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from skcflo import CFLORegressor, MLPBackbone
+from skcflo import MLPBackbone
+from tests.helpers import fixed_cflo
 
 CUDA = torch.cuda.is_available()
 
 
 def small(**params):
     defaults = {"hidden_layer_sizes": (16,), "max_iter": 10, "random_state": 0}
-    return CFLORegressor(**{**defaults, **params})
+    return fixed_cflo(**{**defaults, **params})
 
 
 def make_data(n_samples=60, n_features=4, n_outputs=None, seed=0):
@@ -66,7 +67,7 @@ def test_grid_search_over_a_pipeline_reaches_nested_backbone_parameters(data):
     X, y = data
     pipe = make_pipeline(
         StandardScaler(),
-        CFLORegressor(backbone=MLPBackbone(hidden_layer_sizes=(4,)), max_iter=5, random_state=0),
+        fixed_cflo(backbone=MLPBackbone(hidden_layer_sizes=(4,)), max_iter=5, random_state=0),
     )
     grid = {
         "cfloregressor__alpha": [1e-3, 1.0],

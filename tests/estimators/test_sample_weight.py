@@ -11,7 +11,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skcflo import CFLORegressor
+from tests.helpers import fixed_cflo
 
 HEADS = ["proximal", "accumulate", "full"]
 
@@ -34,8 +34,11 @@ def _features(model, X):
 @pytest.mark.parametrize("head_update", HEADS)
 def test_weighted_head_equals_sklearn_ridge_on_the_trained_features(data, head_update):
     X, y, weight = data
-    model = CFLORegressor(
-        hidden_layer_sizes=(8,), max_iter=3, head_update=head_update, random_state=0
+    model = fixed_cflo(
+        hidden_layer_sizes=(8,),
+        max_iter=3,
+        head_update=head_update,
+        random_state=0,
     ).fit(X, y, sample_weight=weight)
     ridge = Ridge(alpha=0.1 * weight.sum()).fit(_features(model, X), y, sample_weight=weight)
     assert_allclose(model.coef_, ridge.coef_, rtol=1e-8, atol=1e-10)
@@ -45,7 +48,7 @@ def test_weighted_head_equals_sklearn_ridge_on_the_trained_features(data, head_u
 def test_weighted_multi_output_head_equals_sklearn_ridge(data):
     X, y, weight = data
     Y = np.column_stack([y, X[:, 2] ** 2])
-    model = CFLORegressor(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    model = fixed_cflo(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
     model.fit(X, Y, sample_weight=weight)
     ridge = Ridge(alpha=0.1 * weight.sum()).fit(_features(model, X), Y, sample_weight=weight)
     assert_allclose(model.coef_, ridge.coef_, rtol=1e-8, atol=1e-10)
@@ -59,33 +62,33 @@ def test_integer_weights_repeat_rows_and_zero_weights_drop_them(data, head_updat
     settings = dict(
         hidden_layer_sizes=(8,), max_iter=20, batch_size=1000, solver="sgd", random_state=0
     )
-    weighted = CFLORegressor(head_update=head_update, **settings).fit(X, y, sample_weight=weight)
+    weighted = fixed_cflo(head_update=head_update, **settings).fit(X, y, sample_weight=weight)
     counts = weight.astype(int)
-    repeated = CFLORegressor(head_update=head_update, **settings)
+    repeated = fixed_cflo(head_update=head_update, **settings)
     repeated.fit(np.repeat(X, counts, axis=0), np.repeat(y, counts))
     kept = weight > 0
-    dropped = CFLORegressor(head_update=head_update, **settings)
+    dropped = fixed_cflo(head_update=head_update, **settings)
     dropped.fit(X[kept], y[kept], sample_weight=weight[kept])
     prediction = weighted.predict(X)
     assert_allclose(repeated.predict(X), prediction, rtol=0, atol=1e-5)
     assert_allclose(dropped.predict(X), prediction, rtol=0, atol=1e-5)
-    unweighted = CFLORegressor(head_update=head_update, **settings).fit(X, y)
+    unweighted = fixed_cflo(head_update=head_update, **settings).fit(X, y)
     assert np.abs(unweighted.predict(X) - prediction).max() > 1e-3  # the weights mattered
 
 
 def test_scaling_every_weight_changes_nothing(data):
     X, y, weight = data
     settings = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, early_stopping=True)
-    base = CFLORegressor(**settings).fit(X, y, sample_weight=weight + 1)
-    scaled = CFLORegressor(**settings).fit(X, y, sample_weight=8 * (weight + 1))
+    base = fixed_cflo(**settings).fit(X, y, sample_weight=weight + 1)
+    scaled = fixed_cflo(**settings).fit(X, y, sample_weight=8 * (weight + 1))
     assert_allclose(scaled.predict(X), base.predict(X), rtol=1e-12, atol=1e-12)
 
 
 def test_unit_weights_equal_no_weights(data):
     X, y, _ = data
     settings = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
-    plain = CFLORegressor(**settings).fit(X, y)
-    ones = CFLORegressor(**settings).fit(X, y, sample_weight=np.ones(len(y)))
+    plain = fixed_cflo(**settings).fit(X, y)
+    ones = fixed_cflo(**settings).fit(X, y, sample_weight=np.ones(len(y)))
     assert_allclose(ones.predict(X), plain.predict(X), rtol=0, atol=1e-6)
 
 
@@ -95,19 +98,19 @@ def test_early_stopping_scores_a_weighted_r2(data):
     X, y, weight = data
     weight = weight + 1
     settings = dict(hidden_layer_sizes=(8,), max_iter=4, random_state=0, early_stopping=True)
-    base = CFLORegressor(**settings).fit(X, y, sample_weight=weight)
+    base = fixed_cflo(**settings).fit(X, y, sample_weight=weight)
     noisy_y, zeroed = y.copy(), weight.copy()
     noisy_y[::7] += 100.0
     zeroed[::7] = 0.0
-    base_zeroed = CFLORegressor(**settings).fit(X, y, sample_weight=zeroed)
-    noisy = CFLORegressor(**settings).fit(X, noisy_y, sample_weight=zeroed)
+    base_zeroed = fixed_cflo(**settings).fit(X, y, sample_weight=zeroed)
+    noisy = fixed_cflo(**settings).fit(X, noisy_y, sample_weight=zeroed)
     assert_allclose(noisy.validation_scores_, base_zeroed.validation_scores_, rtol=1e-4)
     assert not np.allclose(base.validation_scores_, base_zeroed.validation_scores_)
 
 
 def test_partial_fit_head_is_the_weighted_ridge_of_its_chunk(data):
     X, y, weight = data
-    model = CFLORegressor(hidden_layer_sizes=(8,), random_state=0)
+    model = fixed_cflo(hidden_layer_sizes=(8,), random_state=0)
     model.partial_fit(X, y, sample_weight=weight)
     ridge = Ridge(alpha=0.1 * weight.sum()).fit(_features(model, X), y, sample_weight=weight)
     assert_allclose(model.coef_, ridge.coef_, rtol=1e-8, atol=1e-10)
@@ -125,7 +128,7 @@ def test_partial_fit_head_is_the_weighted_ridge_of_its_chunk(data):
 )
 def test_bad_weights_raise_and_keep_the_fitted_model(data, bad, message):
     X, y, _ = data
-    model = CFLORegressor(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+    model = fixed_cflo(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
     before = model.predict(X)
     with pytest.raises(ValueError, match=message):
         model.fit(X, y, sample_weight=bad)
@@ -135,13 +138,13 @@ def test_bad_weights_raise_and_keep_the_fitted_model(data, bad, message):
 def test_weights_reach_the_model_in_a_pipeline_and_a_grid_search(data):
     X, y, weight = data
     settings = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
-    direct = CFLORegressor(**settings).fit(StandardScaler().fit_transform(X), y, weight)
-    pipeline = make_pipeline(StandardScaler(), CFLORegressor(**settings))
+    direct = fixed_cflo(**settings).fit(StandardScaler().fit_transform(X), y, weight)
+    pipeline = make_pipeline(StandardScaler(), fixed_cflo(**settings))
     pipeline.fit(X, y, cfloregressor__sample_weight=weight)
     assert_allclose(pipeline.predict(X), direct.predict(StandardScaler().fit_transform(X)))
     with sklearn.config_context(enable_metadata_routing=True):
-        model = CFLORegressor(**settings).set_fit_request(sample_weight=True)
+        model = fixed_cflo(**settings).set_fit_request(sample_weight=True)
         model.set_score_request(sample_weight=False)
         search = GridSearchCV(model, {"alpha": [0.1]}, cv=KFold(2)).fit(X, y, sample_weight=weight)
-    routed = CFLORegressor(**settings).fit(X, y, sample_weight=weight)
+    routed = fixed_cflo(**settings).fit(X, y, sample_weight=weight)
     assert_allclose(search.best_estimator_.predict(X), routed.predict(X))

@@ -8,10 +8,9 @@ from sklearn.datasets import make_friedman1
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from skcflo import CFLORegressor
 from skcflo._training.loop import TrainingOptions
 from skcflo._training.optim import make_scheduler
-from tests.helpers import InterruptedNet
+from tests.helpers import InterruptedNet, fixed_cflo
 
 SMALL = {"hidden_layer_sizes": (16,), "random_state": 0, "device": "cpu"}
 
@@ -27,9 +26,7 @@ def friedman():
 
 @pytest.fixture(scope="module")
 def stopped(friedman):
-    return CFLORegressor(early_stopping=True, n_iter_no_change=3, max_iter=300, **SMALL).fit(
-        *friedman
-    )
+    return fixed_cflo(early_stopping=True, n_iter_no_change=3, max_iter=300, **SMALL).fit(*friedman)
 
 
 def test_early_stopping_stops_before_max_iter_and_records_scores(stopped):
@@ -45,7 +42,7 @@ def test_early_stopping_restores_the_best_backbone(friedman, stopped):
     # Training is deterministic, so a run that ends at the best epoch passes through
     # the same state; its backbone must equal the restored one.
     best_epoch = int(np.argmax(stopped.validation_scores_)) + 1
-    short = CFLORegressor(
+    short = fixed_cflo(
         early_stopping=True, n_iter_no_change=1000, max_iter=best_epoch, **SMALL
     ).fit(*friedman)
     for restored, reference in zip(
@@ -58,7 +55,7 @@ def test_early_stopping_restores_the_best_backbone(friedman, stopped):
 
 
 def test_without_early_stopping_there_are_no_validation_scores(friedman):
-    model = CFLORegressor(max_iter=3, **SMALL).fit(*friedman)
+    model = fixed_cflo(max_iter=3, **SMALL).fit(*friedman)
     assert model.validation_scores_ is None and model.best_validation_score_ is None
     assert model.best_loss_ == min(model.loss_curve_)
 
@@ -66,7 +63,7 @@ def test_without_early_stopping_there_are_no_validation_scores(friedman):
 def test_early_stopping_needs_enough_samples_for_both_parts():
     X, y = np.arange(6.0).reshape(3, 2), np.arange(3.0)
     with pytest.raises(ValueError, match="at least 2 training and 2 validation"):
-        CFLORegressor(early_stopping=True, validation_fraction=0.5, max_iter=2).fit(X, y)
+        fixed_cflo(early_stopping=True, validation_fraction=0.5, max_iter=2).fit(X, y)
 
 
 # -- learning-rate schedules --------------------------------------------------------------
@@ -114,7 +111,7 @@ def test_adaptive_schedule_divides_by_five_after_two_stale_epochs():
 
 @pytest.mark.parametrize("schedule", ["cosine", "step", "invscaling", "adaptive"])
 def test_every_schedule_trains_a_finite_model(friedman, schedule):
-    model = CFLORegressor(learning_rate=schedule, max_iter=6, **SMALL).fit(*friedman)
+    model = fixed_cflo(learning_rate=schedule, max_iter=6, **SMALL).fit(*friedman)
     assert np.isfinite(model.loss_curve_).all()
     assert np.isfinite(model.predict(friedman[0])).all()
 
@@ -122,8 +119,8 @@ def test_every_schedule_trains_a_finite_model(friedman, schedule):
 @pytest.mark.parametrize("schedule", ["cosine", "step", "invscaling"])
 def test_a_decaying_schedule_changes_the_trained_model(friedman, schedule):
     # ('adaptive' only acts once the loss stalls: its rule is tested above.)
-    constant = CFLORegressor(max_iter=6, **SMALL).fit(*friedman)
-    model = CFLORegressor(learning_rate=schedule, max_iter=6, **SMALL).fit(*friedman)
+    constant = fixed_cflo(max_iter=6, **SMALL).fit(*friedman)
+    model = fixed_cflo(learning_rate=schedule, max_iter=6, **SMALL).fit(*friedman)
     assert not np.allclose(model.predict(friedman[0]), constant.predict(friedman[0]))
 
 
@@ -131,19 +128,19 @@ def test_a_decaying_schedule_changes_the_trained_model(friedman, schedule):
 
 
 def test_verbose_shows_a_progress_bar_even_without_a_terminal(friedman, capsys):
-    CFLORegressor(verbose=True, max_iter=3, **SMALL).fit(*friedman)
+    fixed_cflo(verbose=True, max_iter=3, **SMALL).fit(*friedman)
     err = capsys.readouterr().err
     assert "3/3" in err and "epoch" in err and "loss=" in err
 
 
 def test_silent_by_default(friedman, capsys):
-    CFLORegressor(max_iter=3, **SMALL).fit(*friedman)
+    fixed_cflo(max_iter=3, **SMALL).fit(*friedman)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
 
 def test_progress_bar_shows_the_validation_score(friedman, capsys):
-    CFLORegressor(verbose=True, early_stopping=True, max_iter=2, **SMALL).fit(*friedman)
+    fixed_cflo(verbose=True, early_stopping=True, max_iter=2, **SMALL).fit(*friedman)
     assert "val R2=" in capsys.readouterr().err
 
 
@@ -157,10 +154,10 @@ def test_ctrl_c_keeps_the_last_completed_epoch(friedman):
     torch.manual_seed(0)
     net = InterruptedNet(X.shape[1], interrupt_at=10)
     with pytest.warns(UserWarning, match="interrupted; the model keeps the state after epoch 2"):
-        interrupted = CFLORegressor(backbone=net, max_iter=50, **params).fit(X, y)
+        interrupted = fixed_cflo(backbone=net, max_iter=50, **params).fit(X, y)
     assert interrupted.n_iter_ == 2 and len(interrupted.loss_curve_) == 2
     net.interrupt_at = -1  # never again: the same start, trained for exactly 2 epochs
-    reference = CFLORegressor(backbone=net, max_iter=2, **params).fit(X, y)
+    reference = fixed_cflo(backbone=net, max_iter=2, **params).fit(X, y)
     assert_allclose(interrupted.predict(X), reference.predict(X))
 
 
@@ -169,7 +166,7 @@ def test_ctrl_c_in_the_first_epoch_with_early_stopping_keeps_the_initial_model(f
     X, y = friedman
     torch.manual_seed(0)
     net = InterruptedNet(X.shape[1], interrupt_at=2)
-    model = CFLORegressor(
+    model = fixed_cflo(
         backbone=net, early_stopping=True, batch_size=100, random_state=0, device="cpu"
     )
     with pytest.warns(UserWarning, match="interrupted; the model keeps the state after epoch 0"):

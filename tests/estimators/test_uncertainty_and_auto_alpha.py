@@ -8,10 +8,11 @@ from sklearn.datasets import make_friedman1
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
-from skcflo import CFLORegressor, MLPBackbone
+from skcflo import MLPBackbone
 from skcflo._estimators.glue import draw_seed
 from skcflo._ridge.head import RidgeStatistics, select_alpha
 from skcflo._training.cflo import DEFAULT_ALPHAS
+from tests.helpers import fixed_cflo
 
 
 def _friedman(n_samples, noise, seed):
@@ -21,13 +22,13 @@ def _friedman(n_samples, noise, seed):
 
 def test_return_std_shapes_follow_the_predictions():
     X, y = _friedman(200, 1.0, 0)
-    single = CFLORegressor(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y)
+    single = fixed_cflo(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y)
     mean, std = single.predict(X[:5], return_std=True)
     assert mean.shape == std.shape == (5,)
     assert np.all(std > 0)
     assert_allclose(mean, single.predict(X[:5]))
     Y = np.column_stack([y, 2 * y])
-    multi = CFLORegressor(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, Y)
+    multi = fixed_cflo(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, Y)
     mean, std = multi.predict(X[:5], return_std=True)
     assert mean.shape == std.shape == (5, 2)
     assert multi.noise_variance_.shape == (2,)
@@ -37,7 +38,7 @@ def test_noise_variance_of_a_plain_least_squares_head_is_the_unbiased_residual_v
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 4))
     y = X @ [1.0, -2.0, 0.5, 3.0] + rng.normal(scale=0.7, size=300)
-    model = CFLORegressor(backbone=MLPBackbone(hidden_layer_sizes=()), alpha=0.0, max_iter=1)
+    model = fixed_cflo(backbone=MLPBackbone(hidden_layer_sizes=()), alpha=0.0, max_iter=1)
     model.fit(X, y)
     X32 = X.astype(np.float32).astype(np.float64)  # what the network sees
     residual = y - LinearRegression().fit(X32, y).predict(X32)
@@ -50,7 +51,7 @@ def test_ninety_percent_interval_covers_about_ninety_percent_of_held_out_targets
     X, y = _friedman(2000, 1.0, 0)
     X_test, y_test = _friedman(4000, 1.0, 1)
     scaler = StandardScaler().fit(X)
-    model = CFLORegressor(hidden_layer_sizes=(32,), early_stopping=True, random_state=0)
+    model = fixed_cflo(hidden_layer_sizes=(32,), early_stopping=True, random_state=0)
     model.fit(scaler.transform(X), y)
     mean, std = model.predict(scaler.transform(X_test), return_std=True)
     coverage = np.mean(np.abs(y_test - mean) <= 1.6449 * std)
@@ -60,7 +61,7 @@ def test_ninety_percent_interval_covers_about_ninety_percent_of_held_out_targets
 
 def test_alpha_auto_picks_the_gcv_minimiser_on_the_final_features():
     X, y = _friedman(400, 1.0, 0)
-    model = CFLORegressor(hidden_layer_sizes=(16,), alpha="auto", max_iter=5, random_state=0)
+    model = fixed_cflo(hidden_layer_sizes=(16,), alpha="auto", max_iter=5, random_state=0)
     model.fit(StandardScaler().fit_transform(X), y)
     assert model.alpha_ in DEFAULT_ALPHAS
     with torch.no_grad():
@@ -81,7 +82,7 @@ class _ValidationReference:
 
     def __init__(self, X, Y, candidates):
         self.candidates = candidates
-        self.model = CFLORegressor(
+        self.model = fixed_cflo(
             hidden_layer_sizes=(16,),
             alpha="auto",
             alphas=candidates,
@@ -134,11 +135,11 @@ def test_alpha_auto_on_validation_weighs_outputs_in_standardised_units():
 
 def test_alpha_auto_respects_the_candidates():
     X, y = _friedman(200, 1.0, 0)
-    model = CFLORegressor(
+    model = fixed_cflo(
         hidden_layer_sizes=(8,), alpha="auto", alphas=[0.5], max_iter=2, random_state=0
     ).fit(X, y)
     assert model.alpha_ == 0.5
-    fixed = CFLORegressor(hidden_layer_sizes=(8,), alpha=0.5, max_iter=2, random_state=0)
+    fixed = fixed_cflo(hidden_layer_sizes=(8,), alpha=0.5, max_iter=2, random_state=0)
     assert_allclose(model.predict(X), fixed.fit(X, y).predict(X))
 
 
@@ -146,10 +147,10 @@ def test_alpha_auto_respects_the_candidates():
 def test_invalid_candidate_alphas_are_rejected(alphas):
     X, y = _friedman(50, 1.0, 0)
     with pytest.raises(ValueError, match="alphas must be non-negative finite"):
-        CFLORegressor(alpha="auto", alphas=alphas, max_iter=1).fit(X, y)
+        fixed_cflo(alpha="auto", alphas=alphas, max_iter=1).fit(X, y)
 
 
 def test_fixed_alpha_is_reported_as_alpha_():
     X, y = _friedman(100, 1.0, 0)
-    model = CFLORegressor(hidden_layer_sizes=(8,), alpha=0.3, max_iter=1).fit(X, y)
+    model = fixed_cflo(hidden_layer_sizes=(8,), alpha=0.3, max_iter=1).fit(X, y)
     assert model.alpha_ == 0.3

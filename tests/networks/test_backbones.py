@@ -39,7 +39,12 @@ def test_a_head_that_sees_the_inputs_nests_ridge():
     y = X @ np.array([1.0, -2.0, 0.5, 3.0]) + 0.1 * rng.normal(size=200)
     spec = MLPBackbone(hidden_layer_sizes=(8,), include_inputs=True)
     model = CFLORegressor(
-        backbone=spec, max_iter=1, learning_rate_init=1e-12, alpha=1e-6, random_state=0
+        backbone=spec,
+        max_iter=1,
+        learning_rate_init=1e-12,
+        alpha=1e-6,
+        early_stopping=False,  # the head on every row, as ridge's
+        random_state=0,
     ).fit(X, y)
     ridge = Ridge(alpha=1e-6 * 200).fit(X, y)
     ridge_error = np.mean((ridge.predict(X) - y) ** 2)

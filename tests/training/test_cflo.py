@@ -11,11 +11,12 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_squared_error
 from torch import nn
 
-from skcflo import CFLORegressor, MLPBackbone
+from skcflo import MLPBackbone
 from skcflo._estimators.glue import build_seeded_backbone, draw_seed, make_generator
 from skcflo._ridge.head import apply_head, solve_proximal_batch
 from skcflo._training import cflo as training
 from skcflo._training.head_updates import make_head_update
+from tests.helpers import fixed_cflo
 
 SMALL = {"hidden_layer_sizes": (16,), "max_iter": 5, "device": "cpu"}
 
@@ -49,7 +50,7 @@ def _ridge_on_features(model, X, y):
 @pytest.mark.parametrize("head_update", ["proximal", "gradient"])
 def test_refit_head_equals_sklearn_ridge_on_backbone_features(easy, head_update):
     X, y = easy
-    model = CFLORegressor(alpha=0.05, head_update=head_update, random_state=0, **SMALL).fit(X, y)
+    model = fixed_cflo(alpha=0.05, head_update=head_update, random_state=0, **SMALL).fit(X, y)
     ridge = _ridge_on_features(model, X, y)
     assert_allclose(model.coef_, ridge.coef_, rtol=1e-6, atol=1e-8)
     assert model.intercept_ == pytest.approx(ridge.intercept_, rel=1e-6, abs=1e-8)
@@ -58,7 +59,7 @@ def test_refit_head_equals_sklearn_ridge_on_backbone_features(easy, head_update)
 def test_refit_head_multi_output_equals_sklearn_ridge(easy):
     X, y = easy
     Y = np.column_stack([y, np.sin(y) + 0.1 * X[:, 0]])
-    model = CFLORegressor(alpha=0.05, random_state=0, **SMALL).fit(X, Y)
+    model = fixed_cflo(alpha=0.05, random_state=0, **SMALL).fit(X, Y)
     ridge = _ridge_on_features(model, X, Y)
     assert_allclose(model.coef_, ridge.coef_, rtol=1e-6, atol=1e-8)
     assert_allclose(model.intercept_, ridge.intercept_, rtol=1e-6, atol=1e-8)
@@ -66,7 +67,7 @@ def test_refit_head_multi_output_equals_sklearn_ridge(easy):
 
 def test_without_refit_the_head_is_not_the_exact_ridge(easy):
     X, y = easy
-    model = CFLORegressor(
+    model = fixed_cflo(
         alpha=0.05, head_update="gradient", refit_head=False, random_state=0, **SMALL
     ).fit(X, y)
     ridge = _ridge_on_features(model, X, y)
@@ -96,7 +97,7 @@ EVIDENCE = {
 @pytest.fixture(scope="module")
 def end_to_end_adam(friedman):
     X, y = friedman
-    return CFLORegressor(head_update="gradient", refit_head=False, **EVIDENCE).fit(X, y)
+    return fixed_cflo(head_update="gradient", refit_head=False, **EVIDENCE).fit(X, y)
 
 
 @pytest.mark.parametrize("head_update", ["proximal", "accumulate"])
@@ -104,7 +105,7 @@ def test_closed_form_head_trains_faster_than_end_to_end_adam(
     friedman, end_to_end_adam, head_update
 ):
     X, y = friedman
-    model = CFLORegressor(head_update=head_update, **EVIDENCE).fit(X, y)
+    model = fixed_cflo(head_update=head_update, **EVIDENCE).fit(X, y)
     baseline_mse = mean_squared_error(y, end_to_end_adam.predict(X))
     assert mean_squared_error(y, model.predict(X)) <= 0.7 * baseline_mse
     assert model.loss_curve_[0] <= 0.6 * end_to_end_adam.loss_curve_[0]
@@ -112,7 +113,7 @@ def test_closed_form_head_trains_faster_than_end_to_end_adam(
 
 def test_proximal_head_beats_adam_even_without_final_refit(friedman, end_to_end_adam):
     X, y = friedman
-    model = CFLORegressor(head_update="proximal", refit_head=False, **EVIDENCE).fit(X, y)
+    model = fixed_cflo(head_update="proximal", refit_head=False, **EVIDENCE).fit(X, y)
     baseline_mse = mean_squared_error(y, end_to_end_adam.predict(X))
     assert mean_squared_error(y, model.predict(X)) <= 0.8 * baseline_mse
 
@@ -133,7 +134,7 @@ def _initial_exact_coef(model, X, y):
 @pytest.mark.parametrize("head_update", ["proximal", "accumulate", "full"])
 def test_head_tracks_the_moving_ridge_optimum_without_refit(friedman, head_update):
     X, y = friedman
-    model = CFLORegressor(head_update=head_update, refit_head=False, **EVIDENCE).fit(X, y)
+    model = fixed_cflo(head_update=head_update, refit_head=False, **EVIDENCE).fit(X, y)
     exact = _ridge_on_features(model, X, y).coef_
     initial = _initial_exact_coef(model, X, y)
     # Measured: the tracked head ends 0.21-0.49 from the exact head on the
@@ -143,7 +144,7 @@ def test_head_tracks_the_moving_ridge_optimum_without_refit(friedman, head_updat
 
 def test_huge_proximal_lambda_keeps_the_initial_head(friedman):
     X, y = friedman
-    model = CFLORegressor(
+    model = fixed_cflo(
         head_update="proximal", proximal_lambda=1e9, refit_head=False, **EVIDENCE
     ).fit(X, y)
     assert_allclose(model.coef_, _initial_exact_coef(model, X, y), rtol=1e-6, atol=1e-6)
@@ -152,15 +153,15 @@ def test_huge_proximal_lambda_keeps_the_initial_head(friedman):
 
 def test_same_int_seed_gives_bit_identical_predictions(easy):
     X, y = easy
-    first = CFLORegressor(random_state=3, **SMALL).fit(X, y).predict(X)
-    second = CFLORegressor(random_state=3, **SMALL).fit(X, y).predict(X)
+    first = fixed_cflo(random_state=3, **SMALL).fit(X, y).predict(X)
+    second = fixed_cflo(random_state=3, **SMALL).fit(X, y).predict(X)
     assert_array_equal(first, second)
 
 
 def test_different_seeds_give_different_predictions(easy):
     X, y = easy
-    first = CFLORegressor(random_state=3, **SMALL).fit(X, y).predict(X)
-    second = CFLORegressor(random_state=4, **SMALL).fit(X, y).predict(X)
+    first = fixed_cflo(random_state=3, **SMALL).fit(X, y).predict(X)
+    second = fixed_cflo(random_state=4, **SMALL).fit(X, y).predict(X)
     assert not np.array_equal(first, second)
 
 
@@ -169,7 +170,7 @@ def test_fit_leaves_global_rng_states_untouched(easy, head_update):
     X, y = easy
     torch_state = torch.get_rng_state()
     numpy_state = np.random.get_state()  # noqa: NPY002 (the global state is the point)
-    CFLORegressor(head_update=head_update, random_state=0, **SMALL).fit(X, y)
+    fixed_cflo(head_update=head_update, random_state=0, **SMALL).fit(X, y)
     assert torch.equal(torch.get_rng_state(), torch_state)
     after = np.random.get_state()  # noqa: NPY002
     assert after[0] == numpy_state[0]
@@ -181,7 +182,7 @@ def test_fit_leaves_global_rng_states_untouched(easy, head_update):
 @pytest.mark.parametrize("head_update", ["proximal", "accumulate", "full", "gradient"])
 def test_every_head_update_and_solver_fits(easy, head_update, solver):
     X, y = easy
-    model = CFLORegressor(
+    model = fixed_cflo(
         head_update=head_update,
         solver=solver,
         learning_rate_init=1e-2,
@@ -196,31 +197,29 @@ def test_every_head_update_and_solver_fits(easy, head_update, solver):
 @pytest.mark.parametrize("head_update", ["proximal", "accumulate", "full"])
 def test_closed_form_modes_fit_without_final_refit(easy, head_update):
     X, y = easy
-    model = CFLORegressor(head_update=head_update, refit_head=False, random_state=0, **SMALL).fit(
-        X, y
-    )
+    model = fixed_cflo(head_update=head_update, refit_head=False, random_state=0, **SMALL).fit(X, y)
     assert model.score(X, y) > 0.8
 
 
 def test_output_shapes_follow_target_shape(easy):
     X, y = easy
     width = SMALL["hidden_layer_sizes"][-1]
-    two = CFLORegressor(random_state=0, **SMALL).fit(X, np.column_stack([y, -2 * y]))
+    two = fixed_cflo(random_state=0, **SMALL).fit(X, np.column_stack([y, -2 * y]))
     assert two.predict(X).shape == (len(X), 2)
     assert two.coef_.shape == (2, width)
     assert two.intercept_.shape == (2,)
-    one_d = CFLORegressor(random_state=0, **SMALL).fit(X, y)
+    one_d = fixed_cflo(random_state=0, **SMALL).fit(X, y)
     assert one_d.predict(X).shape == (len(X),)
     assert one_d.coef_.shape == (width,)
     assert np.ndim(one_d.intercept_) == 0
-    column = CFLORegressor(random_state=0, **SMALL).fit(X, y.reshape(-1, 1))
+    column = fixed_cflo(random_state=0, **SMALL).fit(X, y.reshape(-1, 1))
     assert column.predict(X).shape == (len(X), 1)
 
 
 def test_column_target_predicts_like_1d_target(easy):
     X, y = easy
-    one_d = CFLORegressor(random_state=0, **SMALL).fit(X, y)
-    column = CFLORegressor(random_state=0, **SMALL).fit(X, y.reshape(-1, 1))
+    one_d = fixed_cflo(random_state=0, **SMALL).fit(X, y)
+    column = fixed_cflo(random_state=0, **SMALL).fit(X, y.reshape(-1, 1))
     assert_allclose(column.predict(X).ravel(), one_d.predict(X), rtol=1e-12)
 
 
@@ -230,7 +229,7 @@ def test_user_module_is_not_modified_and_not_reused(easy):
         torch.manual_seed(0)
         user = nn.Sequential(nn.Linear(X.shape[1], 12), nn.Tanh())
     before = {name: value.clone() for name, value in user.state_dict().items()}
-    model = CFLORegressor(backbone=user, random_state=0, max_iter=5, device="cpu").fit(X, y)
+    model = fixed_cflo(backbone=user, random_state=0, max_iter=5, device="cpu").fit(X, y)
     assert model.backbone_ is not user
     after = user.state_dict()
     assert all(torch.equal(before[name], after[name]) for name in before)
@@ -246,7 +245,7 @@ def test_callable_factory_backbone(easy):
         calls.append(n_features_in)
         return nn.Sequential(nn.Linear(n_features_in, 10), nn.ReLU())
 
-    model = CFLORegressor(backbone=factory, random_state=0, max_iter=5, device="cpu").fit(X, y)
+    model = fixed_cflo(backbone=factory, random_state=0, max_iter=5, device="cpu").fit(X, y)
     assert calls == [X.shape[1]]
     assert model.coef_.shape == (10,)
     assert model.score(X, y) > 0.8
@@ -256,7 +255,7 @@ def test_callable_factory_backbone(easy):
 def test_identity_backbone_is_ridge_on_raw_inputs(easy, head_update):
     X, y = easy
     X = X.astype(np.float32).astype(np.float64)  # the network sees float32 inputs
-    model = CFLORegressor(
+    model = fixed_cflo(
         backbone=MLPBackbone(hidden_layer_sizes=()),
         head_update=head_update,
         alpha=0.1,
@@ -272,14 +271,14 @@ def test_identity_backbone_is_ridge_on_raw_inputs(easy, head_update):
 
 def test_loss_curve_has_one_entry_per_epoch(easy):
     X, y = easy
-    model = CFLORegressor(random_state=0, **{**SMALL, "max_iter": 7}).fit(X, y)
+    model = fixed_cflo(random_state=0, **{**SMALL, "max_iter": 7}).fit(X, y)
     assert len(model.loss_curve_) == model.n_iter_ == 7
 
 
 def test_scaling_targets_scales_predictions_and_loss(easy):
     X, y = easy
-    base = CFLORegressor(random_state=0, **SMALL).fit(X, y)
-    scaled = CFLORegressor(random_state=0, **SMALL).fit(X, 10 * y)
+    base = fixed_cflo(random_state=0, **SMALL).fit(X, y)
+    scaled = fixed_cflo(random_state=0, **SMALL).fit(X, 10 * y)
     # Targets are standardised before training, so the run is the same and
     # the outputs scale exactly (up to float64 rounding).
     assert_allclose(scaled.predict(X), 10 * base.predict(X), rtol=1e-9, atol=1e-12)
@@ -288,8 +287,8 @@ def test_scaling_targets_scales_predictions_and_loss(easy):
 
 def test_shifting_targets_shifts_predictions(easy):
     X, y = easy
-    base = CFLORegressor(random_state=0, **SMALL).fit(X, y)
-    shifted = CFLORegressor(random_state=0, **SMALL).fit(X, y + 50.0)
+    base = fixed_cflo(random_state=0, **SMALL).fit(X, y)
+    shifted = fixed_cflo(random_state=0, **SMALL).fit(X, y + 50.0)
     assert_allclose(shifted.predict(X), base.predict(X) + 50.0, rtol=1e-9, atol=1e-10)
     assert_allclose(shifted.loss_curve_, base.loss_curve_, rtol=1e-9)
 
@@ -298,7 +297,7 @@ def test_loss_curve_is_in_units_of_y(easy):
     X, y = easy
     # One full-batch epoch with a negligible learning rate: the backbone does
     # not move, so the epoch's loss is the training MSE of the exact head.
-    model = CFLORegressor(
+    model = fixed_cflo(
         head_update="full",
         batch_size=len(X),
         learning_rate_init=1e-12,
@@ -341,7 +340,7 @@ class _CountingBackbone(torch.nn.Module):
 
 
 def _forward_calls(X, y, head_update, recompute, interval=1, order="backbone_first"):
-    model = CFLORegressor(
+    model = fixed_cflo(
         backbone=_CountingBackbone(X.shape[1]),
         head_update=head_update,
         recompute_features=recompute,
@@ -429,17 +428,17 @@ def test_auto_update_order_puts_the_head_first_from_ten_rows_per_coefficient(eas
     X, y = easy
     # SMALL's 16 features and the intercept: 17 coefficients, so 170 rows per batch.
     common = {**SMALL, "max_iter": 2, "random_state": 0}
-    at_bound = CFLORegressor(batch_size=170, **common).fit(X, y)
-    below = CFLORegressor(batch_size=169, **common).fit(X, y)
+    at_bound = fixed_cflo(batch_size=170, **common).fit(X, y)
+    below = fixed_cflo(batch_size=169, **common).fit(X, y)
     assert at_bound.update_order_ == "head_first"
     assert below.update_order_ == "backbone_first"
     # The resolved order is the one trained with: 'auto' is the explicit fit.
     for model in (at_bound, below):
-        explicit = CFLORegressor(
+        explicit = fixed_cflo(
             batch_size=model.batch_size, update_order=model.update_order_, **common
         ).fit(X, y)
         assert_array_equal(model.predict(X), explicit.predict(X))
-    other = CFLORegressor(batch_size=170, update_order="backbone_first", **common).fit(X, y)
+    other = fixed_cflo(batch_size=170, update_order="backbone_first", **common).fit(X, y)
     assert not np.allclose(other.predict(X), at_bound.predict(X))
 
 
@@ -448,8 +447,8 @@ def test_auto_update_order_counts_the_rows_left_for_training(easy):
     # them for validation, and the 170 rows left are one short of 10 x 18.
     X, y = easy
     common = {**SMALL, "hidden_layer_sizes": (17,), "batch_size": 200, "random_state": 0}
-    assert CFLORegressor(**common).fit(X, y).update_order_ == "head_first"
-    stopped = CFLORegressor(early_stopping=True, validation_fraction=0.15, **common)
+    assert fixed_cflo(**common).fit(X, y).update_order_ == "head_first"
+    stopped = fixed_cflo(early_stopping=True, validation_fraction=0.15, **common)
     assert stopped.fit(X, y).update_order_ == "backbone_first"
 
 
@@ -458,20 +457,18 @@ def test_a_head_update_interval_longer_than_the_fit_keeps_the_initial_exact_head
     # same training as 'full', whose one refit per epoch is that initial fit.
     X, y = easy
     common = {**SMALL, "max_iter": 1, "batch_size": 25, "refit_head": False, "random_state": 0}
-    skipped = CFLORegressor(head_update="proximal", head_update_interval=10**6, **common)
-    fixed = CFLORegressor(head_update="full", **common)
+    skipped = fixed_cflo(head_update="proximal", head_update_interval=10**6, **common)
+    fixed = fixed_cflo(head_update="full", **common)
     np.testing.assert_array_equal(skipped.fit(X, y).coef_, fixed.fit(X, y).coef_)
     np.testing.assert_array_equal(skipped.predict(X), fixed.predict(X))
-    moving = CFLORegressor(head_update="proximal", **common).fit(X, y)
+    moving = fixed_cflo(head_update="proximal", **common).fit(X, y)
     assert not np.allclose(moving.coef_, fixed.coef_)
 
 
 def test_updating_the_head_every_fourth_batch_trains_to_similar_quality(friedman):
     X, y = friedman
     errors = [
-        mean_squared_error(
-            y, CFLORegressor(head_update_interval=k, **EVIDENCE).fit(X, y).predict(X)
-        )
+        mean_squared_error(y, fixed_cflo(head_update_interval=k, **EVIDENCE).fit(X, y).predict(X))
         for k in (1, 4)
     ]
     assert errors[1] <= 1.25 * errors[0]
@@ -480,9 +477,7 @@ def test_updating_the_head_every_fourth_batch_trains_to_similar_quality(friedman
 def test_reused_and_recomputed_features_train_to_similar_quality(friedman):
     X, y = friedman
     errors = [
-        mean_squared_error(
-            y, CFLORegressor(recompute_features=flag, **EVIDENCE).fit(X, y).predict(X)
-        )
+        mean_squared_error(y, fixed_cflo(recompute_features=flag, **EVIDENCE).fit(X, y).predict(X))
         for flag in (False, True)
     ]
     # The reused features lag the backbone by one step; measured ratio 0.9-1.1.
@@ -493,7 +488,7 @@ def test_a_rows_prediction_does_not_depend_on_the_rows_beside_it(friedman):
     # float32 products round differently for one row than for many; predict
     # runs a float64 copy of the network so that the difference is ~1e-15.
     X, y = friedman
-    model = CFLORegressor(hidden_layer_sizes=(32,), max_iter=3, random_state=0).fit(X, y)
+    model = fixed_cflo(hidden_layer_sizes=(32,), max_iter=3, random_state=0).fit(X, y)
     together = model.predict(X[:20])
     alone = np.concatenate([model.predict(X[i : i + 1]) for i in range(20)])
     assert_allclose(alone, together, rtol=1e-12, atol=1e-12)
