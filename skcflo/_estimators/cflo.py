@@ -36,6 +36,7 @@ from .glue import (
     make_generator,
     resolve_device,
     rollback_on_failure,
+    uses_n_jobs_threads,
 )
 from .prediction import PredictionNetwork
 
@@ -68,6 +69,7 @@ class BaseCFLO(BaseNetworkEstimator):
     }
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @uses_n_jobs_threads
     def fit(self, X, y, sample_weight=None):
         """Train the backbone and the closed-form head.
 
@@ -132,6 +134,7 @@ class BaseCFLO(BaseNetworkEstimator):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @uses_n_jobs_threads
     def partial_fit(self, X, y, sample_weight=None):
         """Train one epoch on a chunk of data, carrying the head's statistics over.
 
@@ -310,6 +313,7 @@ class BaseCFLO(BaseNetworkEstimator):
         """The float64 targets of the head for a validated ``y`` (regression: ``y`` itself)."""
         return np.asarray(y, dtype=np.float64)
 
+    @uses_n_jobs_threads
     def _head_outputs(self, X, return_std=False):
         """Head outputs ``(n_samples, n_outputs)`` on ``X``, float64, and their std.
 

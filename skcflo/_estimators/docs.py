@@ -18,6 +18,16 @@ whenever two epochs fail to lower the training loss by ``tol``.""",
     "device": """\
 Where to train and predict; 'auto' picks CUDA when available. The
 fitted networks are kept on the CPU, so a pickled model loads anywhere.""",
+    "n_jobs": """Torch intra-op threads while the estimator computes (``fit`` and every
+method that runs a network), restored afterwards. ``None`` means 1 unless
+in a ``joblib.parallel_backend`` context, -1 means every CPU, as in
+scikit-learn. One thread by default: on 2 CPUs a fit of the default
+network took as long with one thread as with torch's default of one per
+core, and with a second fit running beside it (as in ``GridSearchCV(n_jobs=2)``)
+one per core made it 5-75x slower (``benchmarks/bench_threads.py``). Raise it
+for wide networks on large batches when the CPUs are free: (512, 512) on
+batches of 1,000 took 0.5-0.6x the time with both CPUs. torch's count is
+process-wide, so fits running at once in threads of one process share it.""",
 }
 
 _FRAGMENT = re.compile(r"^( *)\$(\w+)$", flags=re.MULTILINE)

@@ -17,11 +17,13 @@ import torch
 from scipy.stats import norm
 
 from .._ridge.inference import functional_std
+from .glue import uses_n_jobs_threads
 
 
 class EffectsMixin:
     """``effect``, ``marginal_effect``, ``ate``, their intervals and ``summary``."""
 
+    @uses_n_jobs_threads
     def effect(self, X, T1, T0=None):
         """Effect of moving the treatment from ``T0`` to ``T1``, row by row.
 
@@ -45,11 +47,13 @@ class EffectsMixin:
         gradients = self._effect_gradients(X, T1, T0)
         return self._squeeze(gradients.numpy() @ self.stage2_weights_)
 
+    @uses_n_jobs_threads
     def ate(self, X, T1, T0=None):
         """Average of :meth:`effect` over the rows of ``X`` (a float for one output)."""
         gradients = self._effect_gradients(X, T1, T0).mean(dim=0, keepdim=True)
         return self._squeeze(gradients.numpy() @ self.stage2_weights_)[0]
 
+    @uses_n_jobs_threads
     def effect_interval(self, X, T1, T0=None, alpha=0.05):
         """Pointwise ``1 - alpha`` confidence intervals of :meth:`effect`.
 
@@ -64,6 +68,7 @@ class EffectsMixin:
         """
         return self._interval(self._effect_gradients(X, T1, T0), alpha)
 
+    @uses_n_jobs_threads
     def ate_interval(self, X, T1, T0=None, alpha=0.05):
         """A ``1 - alpha`` confidence interval of :meth:`ate` (see :meth:`effect_interval`).
 
@@ -73,6 +78,7 @@ class EffectsMixin:
         lower, upper = self._interval(gradients, alpha)
         return lower[0], upper[0]
 
+    @uses_n_jobs_threads
     def marginal_effect(self, X):
         """Derivative of the structural function in each treatment column, at the rows of ``X``.
 
@@ -97,6 +103,7 @@ class EffectsMixin:
         derivatives = torch.stack(derivatives, dim=1).numpy()
         return derivatives[:, 0] if self._y_was_1d_ else derivatives
 
+    @uses_n_jobs_threads
     def marginal_effect_interval(self, X, alpha=0.05):
         """Pointwise ``1 - alpha`` confidence intervals of :meth:`marginal_effect`.
 
@@ -123,6 +130,7 @@ class EffectsMixin:
         # (lower, upper), each (n, [n_outputs,] n_treatments).
         return tuple(np.stack([b[side] for b in bounds], axis=-1) for side in (0, 1))
 
+    @uses_n_jobs_threads
     def summary(self, X, T1, T0=None, alpha=0.05):
         """The average effect of ``T0 -> T1`` over ``X``, with its standard error and interval.
 

@@ -7,9 +7,11 @@ estimator usable when a later ``fit`` fails.
 
 import contextlib
 import copy
+import functools
 import threading
 import warnings
 
+import joblib
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
@@ -55,6 +57,39 @@ def resolve_device(device, *, fall_back_to_cpu=False):
         warnings.warn(message + "; predicting on the CPU.", UserWarning, stacklevel=3)
         return torch.device("cpu")
     return resolved
+
+
+@contextlib.contextmanager
+def torch_threads(n_jobs):
+    """Run the block with ``n_jobs`` torch intra-op threads, scikit-learn style.
+
+    ``None`` means 1 unless inside a ``joblib.parallel_backend`` context, -1
+    every CPU (:func:`joblib.effective_n_jobs`). The previous count is restored
+    afterwards. torch's count is process-wide: fits running at once in threads
+    of one process share it (processes, as in ``GridSearchCV(n_jobs=...)``,
+    do not).
+    """
+    wanted = joblib.effective_n_jobs(n_jobs)
+    previous = torch.get_num_threads()
+    if wanted == previous:
+        yield
+        return
+    torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def uses_n_jobs_threads(method):
+    """Decorate an estimator method to run with ``self.n_jobs`` torch threads."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with torch_threads(self.n_jobs):
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 def draw_seed(random_state):

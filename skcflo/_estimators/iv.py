@@ -17,7 +17,13 @@ from .base import BACKBONE_CONSTRAINT
 from .dfiv_base import BaseDFIV
 from .diagnostics import warn_if_weak
 from .docs import fill_shared_docs
-from .glue import as_tensor, copy_to_device, make_generator, rollback_on_failure
+from .glue import (
+    as_tensor,
+    copy_to_device,
+    make_generator,
+    rollback_on_failure,
+    uses_n_jobs_threads,
+)
 
 
 @fill_shared_docs
@@ -139,6 +145,8 @@ default='constant'
         two-stage least-squares one (``linearmodels``' ``IV2SLS`` names).
     device : str or torch.device, default='auto'
         $device
+    n_jobs : int or None, default=None
+        $n_jobs
     random_state : int, RandomState instance or None, default=None
         Seeds the sample split, network initialisation and batch order.
     verbose : bool, default=False
@@ -232,6 +240,7 @@ default='constant'
         tol=3e-4,
         cov_type="robust",
         device="auto",
+        n_jobs=None,
         random_state=None,
         verbose=False,
     ):
@@ -260,10 +269,12 @@ default='constant'
         self.tol = tol
         self.cov_type = cov_type
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @uses_n_jobs_threads
     def fit(self, X, y, Z=None):
         """Learn the structural function from ``(X, y)`` and instruments ``Z``.
 
@@ -315,6 +326,7 @@ default='constant'
             warn_if_weak(self.first_stage_, _instrument_name(Z), stacklevel=4)
         return self
 
+    @uses_n_jobs_threads
     def predict(self, X):
         """Estimated structural function ``h(X)``.
 
@@ -332,6 +344,7 @@ default='constant'
         predictions = structural_prediction(treatment, covariate, weights).cpu().numpy()
         return predictions.ravel() if self._y_was_1d_ else predictions
 
+    @uses_n_jobs_threads
     def iv_loss(self, X, y, Z=None, *, stage=2):
         """Out-of-sample loss of one DFIV stage, the criterion for model selection.
 

@@ -173,6 +173,8 @@ default='proximal'
         for the 'adaptive' schedule).
     device : str or torch.device, default='auto'
         $device
+    n_jobs : int or None, default=None
+        $n_jobs
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation and mini-batch order; the global torch
         RNG is left untouched.
@@ -265,6 +267,7 @@ default='proximal'
         n_iter_no_change=10,
         tol=1e-4,
         device="auto",
+        n_jobs=None,
         random_state=None,
         verbose=False,
     ):
@@ -294,6 +297,7 @@ default='proximal'
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
