@@ -1,7 +1,9 @@
 """Prediction time of ``CFLORegressor.predict`` against ``MLPRegressor.predict``.
 
 Both models have the same hidden layers ((100,), MLPRegressor's default, and
-(512, 512)) and are fitted for a few epochs on a synthetic problem with 20
+(512, 512)), CFLO with and without its default ``include_inputs=True`` (the
+inputs concatenated beside the features: the same network as MLPRegressor's
+only without), and are fitted for a few epochs on a synthetic problem with 20
 inputs; only ``predict`` is timed, on one row and on 1000 rows of float64
 input, as a user calls it. CFLO predicts through a float64 copy of its network
 (so that a row's prediction does not depend on the rows beside it); the copy is
@@ -34,11 +36,13 @@ from threadpoolctl import threadpool_limits
 from skcflo import CFLORegressor
 
 
-def fitted_pair(hidden, seed=0):
+def fitted_pair(hidden, include_inputs, seed=0):
     rng = np.random.RandomState(seed)
     X = rng.normal(size=(2000, 20))
     y = X[:, 0] + np.sin(X[:, 1]) + 0.1 * rng.normal(size=2000)
-    cflo = CFLORegressor(hidden_layer_sizes=hidden, max_iter=2, random_state=seed).fit(X, y)
+    cflo = CFLORegressor(
+        hidden_layer_sizes=hidden, include_inputs=include_inputs, max_iter=2, random_state=seed
+    ).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp = MLPRegressor(hidden_layer_sizes=hidden, max_iter=5, random_state=seed).fit(X, y)
@@ -75,14 +79,18 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print_provenance()
-    print("| hidden layers | rows | CFLORegressor (ms) | MLPRegressor (ms) | ratio |")
-    print("|---|---|---|---|---|")
+    print(
+        "| hidden layers | inputs in head | rows | CFLORegressor (ms) | MLPRegressor (ms) | ratio |"
+    )
+    print("|---|---|---|---|---|---|")
     with threadpool_limits(args.threads):
         for hidden in [(100,), (512, 512)]:
-            cflo, mlp, X = fitted_pair(hidden)
-            for rows, calls in [(1, 400), (1000, 20)]:
-                c, m, ratio = paired_times(cflo, mlp, X[:rows], calls, args.rounds)
-                print(f"| {hidden} | {rows} | {c * 1e3:.3f} | {m * 1e3:.3f} | {ratio:.2f} |")
+            for include_inputs in (True, False):
+                cflo, mlp, X = fitted_pair(hidden, include_inputs)
+                for rows, calls in [(1, 400), (1000, 20)]:
+                    c, m, ratio = paired_times(cflo, mlp, X[:rows], calls, args.rounds)
+                    cells = [hidden, include_inputs, rows, f"{c * 1e3:.3f}", f"{m * 1e3:.3f}"]
+                    print("| " + " | ".join(map(str, cells)) + f" | {ratio:.2f} |")
 
 
 if __name__ == "__main__":

@@ -321,9 +321,14 @@ class BaseCFLO(BaseNetworkEstimator):
         """
         X, device = self._prediction_input(X)
         inputs = as_tensor(X, device, dtype=torch.float64)
-        features = self._prediction_network_.features(self.backbone_, inputs, device)
-        outputs = [apply_linear_head(features, self.coef_, self.intercept_)]
-        if return_std:
+        network = self._prediction_network_
+        if not return_std:
+            outputs = [
+                network.head_outputs(self.backbone_, inputs, device, self.coef_, self.intercept_)
+            ]
+        else:
+            features = network.features(self.backbone_, inputs, device)
+            outputs = [apply_linear_head(features, self.coef_, self.intercept_)]
             inverse_system = torch.from_numpy(self._inverse_system_).to(device)
             noise = torch.from_numpy(np.atleast_1d(self.noise_variance_)).to(device)
             rows = features.reshape(-1, features.shape[-1])

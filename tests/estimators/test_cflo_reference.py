@@ -594,3 +594,44 @@ def test_predict_falls_back_to_float32_for_a_float32_only_backbone():
         hand = features.detach().numpy().astype(np.float64) @ model.coef_ + model.intercept_
         assert prediction.dtype == np.float64
         assert_allclose(prediction, hand, rtol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity", "gelu"])
+@pytest.mark.parametrize("include_inputs", [False, True])
+def test_numpy_prediction_path_equals_the_float64_torch_network(activation, include_inputs):
+    # predict runs plain layer stacks in numpy on the CPU (torch for other layers, such
+    # as GELU); both must equal the float64 torch copy of the trained network, for one
+    # row as for many, with or without the inputs beside the features.
+    X, y = make_friedman1(n_samples=200, noise=1.0, random_state=0)
+    Y = np.column_stack([y, np.sin(y)])
+    model = fixed_cflo(
+        hidden_layer_sizes=(8, 4),
+        activation=activation,
+        include_inputs=include_inputs,
+        max_iter=2,
+        random_state=0,
+    ).fit(X, Y)
+    wide = copy.deepcopy(model.backbone_).double().eval()
+    inputs = torch.as_tensor(np.asarray(X, dtype=np.float32), dtype=torch.float64)
+    with torch.no_grad():
+        features = wide(inputs).numpy()
+    expected = features @ model.coef_.T + model.intercept_
+    X_before = X.copy()
+    together = model.predict(X)
+    alone = np.vstack([model.predict(X[i : i + 1]) for i in range(0, 200, 37)])
+    assert_allclose(together, expected, rtol=1e-12, atol=1e-12)
+    assert_allclose(alone, together[::37], rtol=0, atol=1e-12)
+    assert_array_equal(X, X_before)
+    mean, _ = model.predict(X[:5], return_std=True)  # the torch features path
+    assert_allclose(mean, together[:5], rtol=1e-12, atol=1e-12)
+
+
+def test_a_backbone_with_hooks_predicts_through_torch():
+    X, y = make_friedman1(n_samples=100, noise=1.0, random_state=0)
+    calls = []
+    net = nn.Sequential(nn.Linear(10, 8), nn.ReLU())
+    net.register_forward_hook(lambda module, args, output: calls.append(1))
+    model = fixed_cflo(backbone=net, max_iter=1, random_state=0).fit(X, y)
+    calls.clear()
+    model.predict(X[:3])
+    assert calls  # the hook ran: no numpy shortcut past it
